@@ -1,0 +1,83 @@
+"""`tgazsr`: the application object, its commands, and the mapping of errors to exit codes.
+
+Exit codes: 0 ok, 2 usage or configuration error, 1 runtime error, 130 interrupted (Ctrl-C).
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+
+import click
+import typer
+
+from tgazsr_cli import __version__
+from tgazsr_cli.cli import attack, evaluate, listing, train, visualize
+from tgazsr_cli.cli.console import console
+
+app = typer.Typer(
+    name="tgazsr",
+    help="Make CLIP models robust to adversarial images without losing zero-shot ability (TGA-ZSR and baselines).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+app.command("train")(train.train)
+app.command("eval")(evaluate.evaluate)
+app.command("attack")(attack.attack)
+app.command("visualize-attention")(visualize.visualize_attention)
+app.command("export")(train.export)
+app.command("methods")(listing.methods)
+app.command("attacks")(listing.attacks)
+app.command("datasets")(listing.datasets)
+app.command("models")(listing.models)
+app.command("recipes")(listing.recipes)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"tgazsr {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show full tracebacks on errors."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    """Train, attack, evaluate and visualise adversarially robust CLIP models."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI and return its exit code; every failure is one line on stderr unless -v is given."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    verbose = "-v" in args or "--verbose" in args
+    from tgazsr_cli.engine.errors import TgazsrError
+
+    try:
+        result = app(args=args, prog_name="tgazsr", standalone_mode=False)
+        return result if isinstance(result, int) else 0
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        console.print("[red]interrupted[/red]")
+        return 130
+    except TgazsrError as exc:
+        if verbose:
+            traceback.print_exc()
+        console.print(f"[red]error:[/red] {exc}", markup=True)
+        return exc.exit_code
+    except Exception as exc:  # the last line of defence: never a bare traceback for users
+        if verbose:
+            traceback.print_exc()
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        console.print(f"[red]error:[/red] {type(exc).__name__}: {message} (run with -v for the traceback)")
+        return 1
+
+
+def run() -> None:
+    sys.exit(main())

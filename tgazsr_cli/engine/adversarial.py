@@ -1,0 +1,82 @@
+"""Write adversarial examples to disk for inspection: PNGs, one tensor file, and the predictions."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+
+from tgazsr_cli.engine.attacks import ThreatModel, get_attack
+from tgazsr_cli.engine.data import ImageClassificationData
+from tgazsr_cli.engine.model import ClipClassifier
+
+
+@dataclass
+class AttackSummary:
+    num_examples: int
+    clean_correct: int
+    adversarial_correct: int
+    max_perturbation: float  # in /255, measured on the saved float tensors
+    tensor_file: Path
+    predictions_file: Path
+
+
+def save_png(image: torch.Tensor, path: Path) -> None:
+    from PIL import Image
+
+    array = (image.clamp(0, 1).permute(1, 2, 0) * 255).round().to(torch.uint8).cpu().numpy()
+    Image.fromarray(array).save(path)
+
+
+def attack_and_save(
+    model: ClipClassifier,
+    data: ImageClassificationData,
+    out_dir: Path,
+    *,
+    attack: str,
+    threat: ThreatModel,
+    num_examples: int,
+    batch_size: int = 64,
+) -> AttackSummary:
+    """Attack the first `num_examples` examples of `data` and save what came out."""
+    attack_fn = get_attack(attack)
+    model.set_classes(data.classnames, data.templates)
+    model.eval()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    items = [data.dataset[i] for i in range(min(num_examples, len(data.dataset)))]
+    items = [item for item in items if item is not None]
+    images = torch.stack([item[0] for item in items])
+    labels = torch.tensor([int(item[1]) for item in items])
+    device = model.mean.device
+    adversarial = torch.cat([
+        attack_fn(model, images[i : i + batch_size].to(device), labels[i : i + batch_size].to(device), threat,
+                  torch.arange(i, min(i + batch_size, len(items))))
+        for i in range(0, len(items), batch_size)
+    ]).cpu()
+    with torch.no_grad():
+        clean_pred = model(images.to(device)).argmax(1).cpu()
+        adv_pred = model(adversarial.to(device)).argmax(1).cpu()
+    tensor_file = out_dir / "adversarial.safetensors"
+    save_file({"clean": images.contiguous(), "adversarial": adversarial.contiguous(), "labels": labels,
+               "clean_pred": clean_pred, "adversarial_pred": adv_pred}, str(tensor_file),
+              metadata={"threat": json.dumps(threat.describe()), "attack": attack, "dataset": data.name})
+    records = []
+    for i, (label, clean, adv) in enumerate(zip(labels.tolist(), clean_pred.tolist(), adv_pred.tolist(), strict=True)):
+        save_png(images[i], out_dir / f"{i:04d}-clean.png")
+        save_png(adversarial[i], out_dir / f"{i:04d}-adversarial.png")
+        records.append({"index": i, "label": data.classnames[label], "clean_prediction": data.classnames[clean],
+                        "adversarial_prediction": data.classnames[adv]})
+    predictions_file = out_dir / "predictions.json"
+    predictions_file.write_text(json.dumps({"attack": attack, "threat": threat.describe(), "dataset": data.name,
+                                            "examples": records}, indent=2))
+    return AttackSummary(
+        num_examples=len(items),
+        clean_correct=int((clean_pred == labels).sum()),
+        adversarial_correct=int((adv_pred == labels).sum()),
+        max_perturbation=float((adversarial - images).abs().max() * 255),
+        tensor_file=tensor_file,
+        predictions_file=predictions_file,
+    )

@@ -1,0 +1,75 @@
+"""What every training method provides, and the registry that finds methods by name."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from tgazsr_cli.engine.attacks import ThreatModel
+from tgazsr_cli.engine.errors import unknown_name
+from tgazsr_cli.engine.model import ClipClassifier
+from tgazsr_cli.engine.recipe import Recipe
+
+
+@dataclass
+class LossOutput:
+    """The scalar to minimise plus its named parts (detached, for logging)."""
+
+    total: torch.Tensor
+    parts: dict[str, float] = field(default_factory=dict)
+
+
+class TrainingMethod:
+    """A method owns its trainable model, its frozen teacher (if any) and its loss terms."""
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    source: ClassVar[str] = ""
+
+    def __init__(self, model: ClipClassifier, recipe: Recipe) -> None:
+        self.model = model
+        self.recipe = recipe
+        self.teacher: ClipClassifier | None = None
+
+    @property
+    def train_threat(self) -> ThreatModel:
+        attack = self.recipe.attack
+        return ThreatModel(eps=attack.eps, steps=attack.steps, step_size=attack.step_size)
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        """The image tower (or its last k tensors); the text tower and logit scale stay frozen (spec §3)."""
+        return self.model.image_parameters(self.recipe.optim.last_num_ft)
+
+    def setup(self) -> None:
+        """Freeze everything but the trainable parameters; subclasses add their teacher."""
+        self.model.freeze_all_but(self.trainable_parameters())
+
+    def loss(self, images: torch.Tensor, labels: torch.Tensor) -> LossOutput:
+        raise NotImplementedError
+
+
+METHODS: dict[str, type[TrainingMethod]] = {}
+
+
+def register_method(cls: type[TrainingMethod]) -> type[TrainingMethod]:
+    METHODS[cls.name] = cls
+    return cls
+
+
+def get_method(name: str) -> type[TrainingMethod]:
+    if name not in METHODS:
+        raise unknown_name("method", name, METHODS)
+    return METHODS[name]
+
+
+def build_method(model: ClipClassifier, recipe: Recipe) -> TrainingMethod:
+    method = get_method(recipe.method)(model, recipe)
+    method.setup()
+    return method
+
+
+MethodFactory = Callable[[ClipClassifier, Recipe], TrainingMethod]

@@ -1,0 +1,76 @@
+"""TGA-ZSR (spec §3) and TeCoA, which is the same objective without the attention terms.
+
+Loss = CE(adversarial) + alpha * L_AR + beta * L_AMC, where L_AR pulls the fine-tuned model's
+attention on adversarial images towards the frozen model's attention on the clean images, and
+L_AMC does the same for clean images. One forward of the trainable model covers adversarial and
+clean images together; the teacher runs under no_grad (spec §9).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from tgazsr_cli.engine.attacks.pgd import pgd
+from tgazsr_cli.engine.attention import attention_for_labels
+from tgazsr_cli.engine.losses import attention_distance, zero_shot_cross_entropy
+from tgazsr_cli.engine.methods.base import LossOutput, TrainingMethod, register_method
+
+
+@register_method
+class TgaZsr(TrainingMethod):
+    name = "tga-zsr"
+    description = "Text-guided attention: adversarial CE + attention refinement (L_AR) + model constraint (L_AMC)"
+    source = "Yu, Zhang & Xu, NeurIPS 2024 (arXiv 2410.21802)"
+
+    def setup(self) -> None:
+        super().setup()
+        loss = self.recipe.loss
+        if loss.alpha or loss.beta:
+            self.model.encode_image_tokens  # noqa: B018 - fail early on towers without patch tokens
+            self.teacher = self.model.frozen_image_copy()
+
+    def attention(self, model, tokens: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:  # noqa: ANN001
+        loss = self.recipe.loss
+        return attention_for_labels(model, tokens, labels, loss.attention_norm, loss.upsample)
+
+    def loss(self, images: torch.Tensor, labels: torch.Tensor) -> LossOutput:
+        settings = self.recipe.loss
+        adversarial = pgd(self.model, images, labels, self.train_threat)
+        batch = images.shape[0]
+        if not (settings.alpha or settings.beta):
+            logits = self.model(adversarial)
+            ce = zero_shot_cross_entropy(logits, labels)
+            return LossOutput(ce, {"ce": ce.item()})
+
+        inputs = torch.cat([adversarial, images]) if settings.beta else adversarial
+        tokens = self.model.encode_image_tokens(inputs)
+        ce = zero_shot_cross_entropy(self.model.logits_from_embedding(tokens[:batch, 0]), labels)
+        assert self.teacher is not None
+        with torch.no_grad():
+            target = self.attention(self.teacher, self.teacher.encode_image_tokens(images), labels)
+        parts = {"ce": ce.item()}
+        total = ce
+        if settings.alpha:
+            refinement = attention_distance(self.attention(self.model, tokens[:batch], labels), target,
+                                            settings.distance)
+            total = total + settings.alpha * refinement
+            parts["attention_refinement"] = refinement.item()
+        if settings.beta:
+            constraint = attention_distance(self.attention(self.model, tokens[batch:], labels), target,
+                                            settings.distance)
+            total = total + settings.beta * constraint
+            parts["attention_constraint"] = constraint.item()
+        parts["total"] = total.item()
+        return LossOutput(total, parts)
+
+
+@register_method
+class TeCoA(TgaZsr):
+    name = "tecoa"
+    description = "Adversarial fine-tuning with CE over all class prompts (TGA-ZSR with alpha = beta = 0)"
+    source = "Mao et al., ICLR 2023; run as in the TGA-ZSR authors' main.sh (lr 1e-5)"
+
+    def setup(self) -> None:
+        self.recipe.loss.alpha = 0.0
+        self.recipe.loss.beta = 0.0
+        super().setup()

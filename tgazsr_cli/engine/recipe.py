@@ -1,0 +1,312 @@
+"""Recipes: typed, validated training/evaluation settings read from YAML plus `key=value` overrides.
+
+Defaults are the paper's TGA-ZSR row (spec §3). Unknown or mistyped keys are errors that name the
+offending key, and the resolved recipe is written next to every output and into checkpoints.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tgazsr_cli.engine.errors import UsageError, did_you_mean
+
+RECIPES_DIR = Path(__file__).resolve().parents[2] / "recipes"
+PAPER_TEMPLATE = "This is a photo of a {}"  # spec §3: training prompt
+
+
+@dataclass
+class ModelConfig:
+    name: str = "ViT-B-32"
+    pretrained: str | None = "openai"
+    logit_scale: float = 100.0  # spec §3: fixed at exp(ln 100), never trained
+
+
+@dataclass
+class DataConfig:
+    dataset: str = "tinyimagenet"
+    data_dir: str | None = None
+    split: str = "train"
+    templates: list[str] = field(default_factory=lambda: [PAPER_TEMPLATE])
+    batch_size: int = 128
+    num_workers: int = 4
+    limit: int | None = None
+
+
+@dataclass
+class AttackConfig:
+    """The training-time attack (spec §3): PGD-2 at 1/255, step 1/255, against the current model."""
+
+    eps: float = 1.0
+    steps: int = 2
+    step_size: float = 1.0
+
+
+@dataclass
+class LossConfig:
+    alpha: float = 0.08  # weight of L_AR (adversarial attention refinement)
+    beta: float = 0.05  # weight of L_AMC (attention-based model constraint)
+    distance: str = "l2"  # l2 | cos | l1 (reference `--Distance_metric`)
+    attention: str = "text"  # text | visual (reference `--atten_methods`)
+    attention_norm: str = "token-axis"  # token-axis (reference) | per-token
+    upsample: bool = True  # compare maps at input resolution as the reference does (spec §8.8)
+
+
+@dataclass
+class OptimConfig:
+    name: str = "sgd"  # sgd | adamw
+    lr: float = 1e-4
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    warmup_steps: int = 1000
+    schedule: str = "cosine"  # cosine | constant
+    epochs: int = 10
+    max_steps: int | None = None  # stop early after this many optimiser steps (quick runs)
+    last_num_ft: int = 0  # 0 = whole image tower; k > 0 = only its last k parameter tensors
+
+
+@dataclass
+class TrainConfig:
+    seed: int = 0
+    precision: str = "fp32"  # fp32 | bf16 (autocast; losses stay fp32)
+    save_every: int = 500  # optimiser steps between resumable checkpoints
+    keep_last: int = 3
+    log_every: int = 10
+    deterministic: bool = False
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    on_nonfinite: str = "stop"  # stop (last good checkpoint kept) | skip (step skipped and counted)
+
+
+@dataclass
+class EvalConfig:
+    datasets: list[str] = field(default_factory=lambda: ["tinyimagenet"])
+    split: str = "test"
+    data_dir: str | None = None
+    attack: str = "pgd"
+    eps: float = 1.0
+    steps: int = 100
+    step_size: float = 1.0
+    precision: str = "fp32"
+    batch_size: int = 256
+    limit: int | None = None
+    seed: int = 0
+
+
+@dataclass
+class Recipe:
+    method: str = "tga-zsr"
+    description: str = ""
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    attack: AttackConfig = field(default_factory=AttackConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+CHOICES: dict[str, tuple[str, ...]] = {
+    "loss.distance": ("l2", "cos", "l1"),
+    "loss.attention": ("text", "visual"),
+    "loss.attention_norm": ("token-axis", "per-token"),
+    "optim.name": ("sgd", "adamw"),
+    "optim.schedule": ("cosine", "constant"),
+    "train.precision": ("fp32", "bf16"),
+    "train.on_nonfinite": ("stop", "skip"),
+    "eval.precision": ("fp32", "bf16", "fp16"),
+}
+POSITIVE = {"data.batch_size", "eval.batch_size", "optim.epochs", "train.save_every", "train.keep_last",
+            "train.log_every", "optim.lr", "attack.step_size", "eval.step_size"}
+NON_NEGATIVE = {"data.num_workers", "attack.steps", "eval.steps", "optim.warmup_steps", "optim.momentum",
+                "optim.weight_decay", "optim.last_num_ft", "loss.alpha", "loss.beta", "attack.eps", "eval.eps"}
+
+
+def _coerce(value: Any, hint: Any, key: str) -> Any:
+    """Check `value` against a dataclass field type, converting only where it is lossless."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(hint)
+        if value is None and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _coerce(value, inner, key)
+    if origin is list:
+        (inner,) = typing.get_args(hint)
+        items = value if isinstance(value, list) else [value]
+        if isinstance(value, str) and inner is str and "," in value:
+            items = [part.strip() for part in value.split(",") if part.strip()]
+        return [_coerce(item, inner, key) for item in items]
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+    elif hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+    elif hint is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)  # YAML reads "1e-4" as a string
+            except ValueError:
+                pass
+    elif hint is str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return str(value)
+    name = getattr(hint, "__name__", str(hint))
+    raise UsageError(f"recipe key '{key}' must be {name}, got {value!r}")
+
+
+def _build(cls: type, data: Any, prefix: str) -> Any:
+    if not isinstance(data, dict):
+        raise UsageError(f"recipe section '{prefix.rstrip('.') or 'top level'}' must be a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    values: dict[str, Any] = {}
+    for key, value in data.items():
+        full = f"{prefix}{key}"
+        if key not in names:
+            raise UsageError(f"unknown recipe key '{full}'{did_you_mean(str(key), names)}")
+        hint = hints[key]
+        if dataclasses.is_dataclass(hint):
+            values[key] = _build(hint, value or {}, f"{full}.")
+        else:
+            values[key] = _coerce(value, hint, full)
+    return cls(**values)
+
+
+def validate(recipe: Recipe) -> Recipe:
+    """Range and choice checks that the types alone cannot express."""
+    flat = _flatten(recipe.to_dict())
+    for key, choices in CHOICES.items():
+        if flat[key] not in choices:
+            raise UsageError(f"recipe key '{key}' must be one of {', '.join(choices)}, got '{flat[key]}'")
+    for key in POSITIVE:
+        if flat[key] <= 0:
+            raise UsageError(f"recipe key '{key}' must be > 0, got {flat[key]}")
+    for key in NON_NEGATIVE:
+        if flat[key] < 0:
+            raise UsageError(f"recipe key '{key}' must be >= 0, got {flat[key]}")
+    for key in ("data.limit", "eval.limit", "optim.max_steps"):
+        if flat[key] is not None and flat[key] <= 0:
+            raise UsageError(f"recipe key '{key}' must be > 0 when set, got {flat[key]}")
+    for key in ("attack.eps", "eval.eps"):
+        if flat[key] > 64:
+            raise UsageError(f"recipe key '{key}' is in units of 1/255 and must be <= 64, got {flat[key]:g}")
+    return recipe
+
+
+def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def find_recipe(name_or_path: str) -> Path:
+    """A recipe file: a path, or a name under recipes/ (`tiny`, `paper/tga-zsr-vitb32-tinyimagenet`)."""
+    path = Path(name_or_path).expanduser()
+    if path.is_file():
+        return path
+    stem = name_or_path.removesuffix(".yaml")
+    candidates = sorted(RECIPES_DIR.rglob("*.yaml")) if RECIPES_DIR.is_dir() else []
+    for candidate in candidates:
+        relative = candidate.relative_to(RECIPES_DIR).with_suffix("").as_posix()
+        if stem in (relative, candidate.stem):
+            return candidate
+    names = [c.relative_to(RECIPES_DIR).with_suffix("").as_posix() for c in candidates]
+    raise UsageError(f"no recipe file or built-in recipe '{name_or_path}'{did_you_mean(stem, names)}")
+
+
+def read_recipe_file(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """Parse a recipe YAML safely; `extends: NAME` merges a parent recipe under this one."""
+    path = path.resolve()
+    if path in _seen:
+        raise UsageError(f"recipe '{path}' extends itself through {' -> '.join(p.name for p in _seen)}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise UsageError(f"recipe '{path}' is not valid YAML: {str(exc).splitlines()[0]}") from exc
+    except OSError as exc:
+        raise UsageError(f"cannot read recipe '{path}': {exc.strerror}") from exc
+    if not isinstance(data, dict):
+        raise UsageError(f"recipe '{path}' must be a YAML mapping")
+    parent = data.pop("extends", None)
+    if parent is None:
+        return data
+    local = path.parent / str(parent)
+    parent_path = local if local.is_file() else find_recipe(str(parent))
+    return deep_merge(read_recipe_file(parent_path, (*_seen, path)), data)
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """`a.b=value` with the value read as YAML (numbers, booleans, null, lists)."""
+    if "=" not in text:
+        raise UsageError(f"override '{text}' must look like key=value (e.g. loss.alpha=0.08)")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    if not key:
+        raise UsageError(f"override '{text}' has an empty key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.split("."), value
+
+
+def apply_override(data: dict[str, Any], path: list[str], value: Any) -> None:
+    node = data
+    for part in path[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise UsageError(f"override '{'.'.join(path)}': '{part}' is not a section")
+        node = child
+    node[path[-1]] = value
+
+
+def load_recipe(
+    recipe: str | None = None,
+    overrides: list[str] | None = None,
+    flags: dict[str, Any] | None = None,
+) -> Recipe:
+    """Defaults <- recipe file <- `--set key=value` overrides <- explicit flags (dotted keys)."""
+    data = read_recipe_file(find_recipe(recipe)) if recipe else {}
+    for text in overrides or []:
+        apply_override(data, *parse_override(text))
+    for key, value in (flags or {}).items():
+        if value is not None:
+            apply_override(data, key.split("."), value)
+    return validate(_build(Recipe, data, ""))
+
+
+def recipe_from_dict(data: dict[str, Any]) -> Recipe:
+    return validate(_build(Recipe, data, ""))

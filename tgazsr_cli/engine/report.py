@@ -1,0 +1,55 @@
+"""Result tables in the paper's layout: datasets as columns, models as rows, plus the average."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+
+def threat_line(records: Sequence[dict[str, Any]]) -> str:
+    """The threat model(s) behind a table, in words, so a number is never shown without it."""
+    seen = []
+    for record in records:
+        t = record["threat"]
+        text = (f"{record['attack']}: L-inf eps {t['eps']:g}/255, {t['steps']} steps of {t['step_size']:g}/255, "
+                f"{t['restarts']} restart(s), random start {'on' if t['random_start'] else 'off'}, "
+                f"{t['precision']} attack, eval batch {record['batch_size']}")
+        if text not in seen:
+            seen.append(text)
+    return "Threat model — " + "; ".join(seen)
+
+
+def _pivot(records: Sequence[dict[str, Any]], key: str) -> tuple[list[str], list[str], dict[tuple[str, str], float]]:
+    models: list[str] = []
+    datasets: list[str] = []
+    values: dict[tuple[str, str], float] = {}
+    for record in records:
+        if record["model"] not in models:
+            models.append(record["model"])
+        if record["dataset"] not in datasets:
+            datasets.append(record["dataset"])
+        values[(record["model"], record["dataset"])] = record[key]
+    return models, datasets, values
+
+
+def markdown_table(records: Sequence[dict[str, Any]], key: str, title: str) -> str:
+    models, datasets, values = _pivot(records, key)
+    lines = [f"**{title}**", "", "| model | " + " | ".join(datasets) + " | average |",
+             "|---|" + "---:|" * (len(datasets) + 1)]
+    for model in models:
+        row = [values.get((model, d)) for d in datasets]
+        present = [v for v in row if v is not None]
+        average = sum(present) / len(present) if present else None
+        cells = ["–" if v is None else f"{v:.2f}" for v in [*row, average]]
+        lines.append(f"| {model} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def markdown_report(records: Sequence[dict[str, Any]]) -> str:
+    """Robust and clean accuracy tables (%), with the threat model and example counts."""
+    counts = ", ".join(sorted({f"{r['dataset']} n={r['num_examples']}" for r in records}))
+    return "\n\n".join([
+        markdown_table(records, "robust_accuracy", "Robust accuracy (%)"),
+        markdown_table(records, "clean_accuracy", "Clean accuracy (%)"),
+        threat_line(records) + f". Examples: {counts}.",
+    ]) + "\n"

@@ -1,0 +1,289 @@
+"""Adversarial fine-tuning loop: epochs, schedule, precision, checkpoints and exact resume.
+
+The data order of every epoch is a permutation drawn from (seed, epoch), so a resumed run skips
+exactly the batches it had already taken and continues as if it had never stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from tgazsr_cli.engine import checkpoint as ckpt
+from tgazsr_cli.engine.data import ImageClassificationData, collate_skip_broken, load_image_dataset
+from tgazsr_cli.engine.errors import RuntimeFailure, UsageError
+from tgazsr_cli.engine.methods import TrainingMethod, build_method
+from tgazsr_cli.engine.model import ClipClassifier, load_classifier
+from tgazsr_cli.engine.progress import Progress, SilentProgress
+from tgazsr_cli.engine.recipe import Recipe, recipe_from_dict
+from tgazsr_cli.engine.runinfo import library_versions, pick_device
+from tgazsr_cli.engine.schedule import learning_rate
+
+CHECKPOINT_DIR = "checkpoints"
+FINAL_NAME = "final.safetensors"
+
+
+class TrainingInterrupted(Exception):
+    """Ctrl-C during training, after a resumable checkpoint was written."""
+
+    def __init__(self, checkpoint: Path) -> None:
+        super().__init__(f"interrupted; resumable checkpoint at {checkpoint}")
+        self.checkpoint = checkpoint
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    final_checkpoint: Path
+    steps: int
+    last_parts: dict[str, float]
+    skipped_steps: int
+    skipped_images: int
+    seconds: float
+
+
+def seed_everything(seed: int, deterministic: bool) -> None:
+    random.seed(seed)
+    torch.manual_seed(seed)
+    try:
+        import numpy as np
+
+        np.random.seed(seed % 2**32)
+    except ImportError:  # numpy is optional at run time
+        pass
+    if deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+
+
+def epoch_batches(num_examples: int, batch_size: int, seed: int, epoch: int) -> list[list[int]]:
+    """The shuffled batches of one epoch, a pure function of (seed, epoch); the last partial batch is dropped."""
+    generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
+    order = torch.randperm(num_examples, generator=generator).tolist()
+    return [order[i : i + batch_size] for i in range(0, num_examples - batch_size + 1, batch_size)]
+
+
+def make_optimizer(params: list[torch.nn.Parameter], recipe: Recipe) -> torch.optim.Optimizer:
+    optim = recipe.optim
+    if optim.name == "sgd":
+        return torch.optim.SGD(params, lr=optim.lr, momentum=optim.momentum, weight_decay=optim.weight_decay)
+    return torch.optim.AdamW(params, lr=optim.lr, weight_decay=optim.weight_decay)
+
+
+class Trainer:
+    """Runs one recipe into one run directory."""
+
+    def __init__(
+        self,
+        recipe: Recipe,
+        run_dir: Path,
+        *,
+        progress: Progress | None = None,
+        model: ClipClassifier | None = None,
+        data: ImageClassificationData | None = None,
+    ) -> None:
+        self.recipe = recipe
+        self.run_dir = Path(run_dir)
+        self.progress = progress or SilentProgress()
+        self.device = pick_device(recipe.train.device)
+        seed_everything(recipe.train.seed, recipe.train.deterministic)
+        self.model = (model or load_classifier(recipe.model.name, recipe.model.pretrained,
+                                               logit_scale=recipe.model.logit_scale)).to(self.device)
+        self.data = data or load_image_dataset(
+            recipe.data.dataset, split=recipe.data.split, image_size=self.model.image_size,
+            data_dir=recipe.data.data_dir, limit=recipe.data.limit, seed=recipe.train.seed,
+        )
+        self.model.set_classes(self.data.classnames, recipe.data.templates)
+        self.method: TrainingMethod = build_method(self.model, recipe)
+        self.params = self.method.trainable_parameters()
+        self.optimizer = make_optimizer(self.params, recipe)
+        self.batches_per_epoch = len(self.data.dataset) // recipe.data.batch_size
+        if self.batches_per_epoch == 0:
+            raise UsageError(
+                f"batch size {recipe.data.batch_size} is larger than the dataset ({len(self.data.dataset)} images)"
+            )
+        planned = self.batches_per_epoch * recipe.optim.epochs
+        self.total_steps = min(planned, recipe.optim.max_steps) if recipe.optim.max_steps else planned
+        self.step = 0
+        self.skipped_steps = 0
+        self.skipped_images = 0
+
+    # -- checkpoints ------------------------------------------------------------------------------
+    def metadata(self, kind: str) -> dict[str, Any]:
+        spec = self.model.spec
+        return {
+            "format": "tgazsr-checkpoint",
+            "format_version": 1,
+            "kind": kind,
+            "method": self.recipe.method,
+            "recipe": self.recipe.to_dict(),
+            "model_name": spec.name,
+            "pretrained": spec.pretrained,
+            "model_cfg": spec.model_cfg,
+            "preprocess_cfg": spec.preprocess_cfg,
+            "logit_scale": self.model.logit_scale,
+            "step": self.step,
+            "epoch": self.step // self.batches_per_epoch,
+            "total_steps": self.total_steps,
+            "classnames": self.model.classnames,
+            "versions": library_versions(),
+            "scheduler": {"name": self.recipe.optim.schedule, "step": self.step},
+            "extra": {"skipped_steps": self.skipped_steps, "skipped_images": self.skipped_images},
+        }
+
+    def save(self) -> Path:
+        directory = self.run_dir / CHECKPOINT_DIR
+        directory.mkdir(parents=True, exist_ok=True)
+        path = ckpt.save_checkpoint(
+            directory / ckpt.checkpoint_name(self.step),
+            model_state=self.model.clip.state_dict(),
+            metadata=self.metadata("training"),
+            optimizer_state=self.optimizer.state_dict(),
+            rng_state=ckpt.capture_rng_state(),
+        )
+        ckpt.rotate_checkpoints(directory, keep_last=self.recipe.train.keep_last)
+        return path
+
+    def restore(self, path: Path) -> None:
+        state = ckpt.load_checkpoint(path)
+        ckpt.check_compatible(state.model_state, self.model.clip.state_dict())
+        self.model.clip.load_state_dict(state.model_state)
+        if state.optimizer_state is not None:
+            self.optimizer.load_state_dict(state.optimizer_state)
+        if state.rng_state is not None:
+            ckpt.restore_rng_state(state.rng_state)
+        self.step = int(state.metadata["step"])
+        extra = state.metadata.get("extra", {})
+        self.skipped_steps = int(extra.get("skipped_steps", 0))
+        self.skipped_images = int(extra.get("skipped_images", 0))
+
+    # -- the loop ---------------------------------------------------------------------------------
+    def batches_from(self, start_step: int) -> Iterator[list[int]]:
+        recipe = self.recipe
+        epoch, offset = divmod(start_step, self.batches_per_epoch)
+        while True:
+            yield from epoch_batches(len(self.data.dataset), recipe.data.batch_size, recipe.train.seed, epoch)[offset:]
+            epoch, offset = epoch + 1, 0
+
+    def loader(self, start_step: int) -> torch.utils.data.DataLoader:
+        workers = self.recipe.data.num_workers
+        return torch.utils.data.DataLoader(
+            self.data.dataset,
+            batch_sampler=self.batches_from(start_step),
+            num_workers=workers,
+            collate_fn=collate_skip_broken,
+            pin_memory=self.device.type == "cuda",
+            persistent_workers=False,
+        )
+
+    def train_step(self, images: torch.Tensor, labels: torch.Tensor) -> dict[str, float] | None:
+        recipe = self.recipe
+        lr = learning_rate(self.step, recipe.optim.lr, recipe.optim.warmup_steps, self.total_steps,
+                           recipe.optim.schedule)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self.optimizer.zero_grad(set_to_none=True)
+        dtype = torch.bfloat16 if recipe.train.precision == "bf16" else None
+        with torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None):
+            output = self.method.loss(images, labels)
+        total = output.total.float()
+        if not torch.isfinite(total):
+            return self.non_finite(f"loss is {total.item()}")
+        total.backward()
+        grads = [p.grad for p in self.params if p.grad is not None]
+        if grads and not torch.isfinite(torch.stack([g.detach().float().norm() for g in grads]).sum()):
+            return self.non_finite("gradient is not finite")
+        self.optimizer.step()
+        return {**output.parts, "lr": lr}
+
+    def non_finite(self, what: str) -> None:
+        if self.recipe.train.on_nonfinite == "skip":
+            self.skipped_steps += 1
+            self.optimizer.zero_grad(set_to_none=True)
+            return None
+        raise RuntimeFailure(
+            f"step {self.step}: {what}; stopped with the last good checkpoint intact in "
+            f"{self.run_dir / CHECKPOINT_DIR} (set train.on_nonfinite=skip to skip such steps)"
+        )
+
+    def run(self, resume: bool = False) -> TrainResult:
+        prepare_run_dir(self.run_dir, resume)
+        if resume:
+            latest = ckpt.latest_checkpoint(self.run_dir / CHECKPOINT_DIR)
+            if latest is None:
+                raise UsageError(f"nothing to resume: no valid checkpoint in {self.run_dir / CHECKPOINT_DIR}")
+            self.restore(latest)
+            self.progress.log(f"resumed from {latest} at step {self.step}")
+        else:
+            (self.run_dir / "recipe.yaml").write_text(self.recipe.to_yaml())
+        started = time.monotonic()
+        parts: dict[str, float] = {}
+        metrics = (self.run_dir / "metrics.jsonl").open("a", encoding="utf-8")
+        task = self.progress.task(f"train {self.recipe.method}", self.total_steps, completed=self.step)
+        self.model.train()
+        try:
+            for images, labels, dropped in self.loader(self.step):
+                if self.step >= self.total_steps:
+                    break
+                self.skipped_images += dropped
+                if labels.numel() == 0:
+                    continue
+                step_parts = self.train_step(images.to(self.device), labels.to(self.device))
+                self.step += 1
+                if step_parts is not None:
+                    parts = step_parts
+                if self.step % self.recipe.train.log_every == 0 or self.step == self.total_steps:
+                    metrics.write(json.dumps({"step": self.step, **parts}) + "\n")
+                    metrics.flush()
+                task.advance(1, **{k: v for k, v in parts.items() if k in ("total", "ce", "lr")})
+                if self.step % self.recipe.train.save_every == 0 and self.step < self.total_steps:
+                    self.save()
+        except KeyboardInterrupt:
+            task.close()
+            metrics.close()
+            raise TrainingInterrupted(self.save()) from None
+        task.close()
+        metrics.close()
+        self.save()
+        final = self.write_final()
+        return TrainResult(self.run_dir, final, self.step, parts, self.skipped_steps, self.skipped_images,
+                           time.monotonic() - started)
+
+    def write_final(self) -> Path:
+        """A model-only checkpoint (no optimiser state) for eval, attack and export."""
+        return ckpt.save_checkpoint(self.run_dir / FINAL_NAME, model_state=self.model.clip.state_dict(),
+                                    metadata=self.metadata("model"))
+
+
+def prepare_run_dir(run_dir: Path, resume: bool) -> None:
+    """Create the run directory; an existing, non-empty one is only ever continued, never overwritten."""
+    if resume:
+        if not run_dir.is_dir():
+            raise UsageError(f"cannot resume: run directory {run_dir} does not exist")
+        return
+    if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
+        raise UsageError(f"run directory {run_dir} already exists; pass --resume to continue it or choose another")
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise UsageError(f"cannot write to run directory {run_dir}: {exc.strerror}") from exc
+
+
+def recipe_of_run(run_dir: Path) -> Recipe:
+    """The resolved recipe a run was started with (for --resume)."""
+    import yaml
+
+    path = Path(run_dir) / "recipe.yaml"
+    if not path.is_file():
+        raise UsageError(f"{run_dir} is not a tgazsr run directory (no recipe.yaml)")
+    return recipe_from_dict(yaml.safe_load(path.read_text()) or {})

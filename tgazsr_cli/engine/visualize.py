@@ -1,0 +1,104 @@
+"""Attention panels: an image and its text-guided attention map, clean and adversarial, per model."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from tgazsr_cli.engine.attacks import ThreatModel, get_attack
+from tgazsr_cli.engine.attention import AttentionNorm, attention_for_labels
+from tgazsr_cli.engine.errors import UsageError
+from tgazsr_cli.engine.model import ClipClassifier
+
+
+def read_image(path: Path, transform: Callable) -> torch.Tensor:
+    """An image file as a [3, H, W] tensor in [0, 1], or a one-line error if it cannot be decoded."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as picture:
+            return transform(picture.convert("RGB"))
+    except FileNotFoundError:
+        raise UsageError(f"image '{path}' does not exist") from None
+    except (UnidentifiedImageError, OSError) as exc:
+        raise UsageError(f"cannot decode image '{path}': {exc}") from None
+
+
+@dataclass
+class PanelRow:
+    """What one model saw: predictions and maps for the clean and the adversarial image."""
+
+    name: str
+    clean_image: torch.Tensor
+    adversarial_image: torch.Tensor
+    clean_map: torch.Tensor
+    adversarial_map: torch.Tensor
+    clean_prediction: str
+    adversarial_prediction: str
+    map_class: str
+
+
+def attention_row(
+    name: str,
+    model: ClipClassifier,
+    image: torch.Tensor,
+    classnames: list[str],
+    templates: list[str],
+    *,
+    label: int | None,
+    attack: str,
+    threat: ThreatModel,
+    norm: AttentionNorm = "token-axis",
+) -> PanelRow:
+    """Attack `image` against `model` and compute both attention maps towards the true (or predicted) class."""
+    model.set_classes(classnames, templates)
+    model.eval()
+    device = model.mean.device
+    clean = image.unsqueeze(0).to(device)
+    with torch.no_grad():
+        clean_pred = int(model(clean).argmax(1))
+    target = torch.tensor([clean_pred if label is None else label], device=device)
+    adversarial = get_attack(attack)(model, clean, target, threat, torch.zeros(1, dtype=torch.long))
+    with torch.no_grad():
+        adv_pred = int(model(adversarial).argmax(1))
+        maps = attention_for_labels(model, model.encode_image_tokens(torch.cat([clean, adversarial])),
+                                    target.repeat(2), norm)
+    size = model.image_size
+    maps = maps.view(2, size, size).cpu()
+    return PanelRow(name, clean[0].cpu(), adversarial[0].cpu(), maps[0], maps[1],
+                    classnames[clean_pred], classnames[adv_pred], classnames[int(target)])
+
+
+def draw_panel(rows: list[PanelRow], out_path: Path, title: str = "") -> Path:
+    """One row per model: image, its attention, adversarial image, its attention (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(rows), 4, figsize=(10, 2.7 * len(rows) + 0.4), squeeze=False)
+    for axis_row, row in zip(axes, rows, strict=True):
+        panels = [
+            (row.clean_image, None, f"clean → {row.clean_prediction}"),
+            (row.clean_image, row.clean_map, f"attention to '{row.map_class}'"),
+            (row.adversarial_image, None, f"adversarial → {row.adversarial_prediction}"),
+            (row.adversarial_image, row.adversarial_map, f"attention to '{row.map_class}'"),
+        ]
+        for axis, (picture, heat, caption) in zip(axis_row, panels, strict=True):
+            axis.imshow(picture.permute(1, 2, 0).clamp(0, 1).numpy())
+            if heat is not None:
+                axis.imshow(heat.numpy(), cmap="jet", alpha=0.5, vmin=0, vmax=1)
+            axis.set_title(caption, fontsize=9)
+            axis.set_xticks([])
+            axis.set_yticks([])
+        axis_row[0].set_ylabel(row.name, fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_path, dpi=110)
+    plt.close(fig)
+    return out_path
