@@ -73,7 +73,7 @@ def test_flat_map_gives_zeros_and_finite_gradient() -> None:
     assert torch.isfinite(maps).all() and torch.isfinite(tokens.grad).all()
 
 
-def test_model_tokens_give_maps_of_input_size(tiny_model, batch) -> None:  # noqa: ANN001
+def test_model_tokens_give_maps_of_input_size(tiny_model, batch) -> None:
     from tgazsr_cli.engine.attention import attention_for_labels
 
     images, labels = batch

@@ -10,13 +10,13 @@ from tgazsr_cli.engine.attacks.pgd import cw_margin_sum
 from tgazsr_cli.engine.errors import UsageError
 
 
-def own_predictions(model, images):  # noqa: ANN001, ANN201
+def own_predictions(model, images):
     with torch.no_grad():
         return model(images).argmax(1)
 
 
 @pytest.mark.parametrize("name", ["pgd", "cw"])
-def test_attack_respects_the_threat_model_and_lowers_accuracy(tiny_model, batch, name) -> None:  # noqa: ANN001
+def test_attack_respects_the_threat_model_and_lowers_accuracy(tiny_model, batch, name) -> None:
     images, _ = batch
     labels = own_predictions(tiny_model, images)  # clean accuracy 100% by construction
     threat = ThreatModel(eps=8, steps=10, step_size=2)
@@ -26,7 +26,7 @@ def test_attack_respects_the_threat_model_and_lowers_accuracy(tiny_model, batch,
     assert (own_predictions(tiny_model, adversarial) == labels).float().mean() < 1.0
 
 
-def test_attack_builds_no_parameter_gradients_and_restores_mode(tiny_model, batch) -> None:  # noqa: ANN001
+def test_attack_builds_no_parameter_gradients_and_restores_mode(tiny_model, batch) -> None:
     images, labels = batch
     tiny_model.train()
     get_attack("pgd")(tiny_model, images, labels, ThreatModel(eps=1, steps=2, step_size=1))
@@ -34,7 +34,7 @@ def test_attack_builds_no_parameter_gradients_and_restores_mode(tiny_model, batc
     assert tiny_model.training
 
 
-def test_same_seed_same_result_and_batch_split_invariance(tiny_model, batch) -> None:  # noqa: ANN001
+def test_same_seed_same_result_and_batch_split_invariance(tiny_model, batch) -> None:
     images, labels = batch
     threat = ThreatModel(eps=4, steps=3, step_size=1, seed=7)
     ids = torch.arange(len(images))
@@ -46,7 +46,7 @@ def test_same_seed_same_result_and_batch_split_invariance(tiny_model, batch) -> 
     torch.testing.assert_close(halves, whole, atol=1e-6, rtol=0)
 
 
-def test_zero_steps_is_the_random_start_only(tiny_model, batch) -> None:  # noqa: ANN001
+def test_zero_steps_is_the_random_start_only(tiny_model, batch) -> None:
     images, labels = batch
     out = get_attack("pgd")(tiny_model, images, labels, ThreatModel(eps=2, steps=0, step_size=1, random_start=False))
     assert torch.equal(out, images)
@@ -62,7 +62,7 @@ def test_cw_margin_formula() -> None:
 
 @pytest.mark.parametrize("kwargs", [{"eps": 255}, {"eps": -1}, {"steps": -2}, {"step_size": 0},
                                     {"precision": "fp8"}])
-def test_threat_model_rejects_bad_values(kwargs) -> None:  # noqa: ANN001
+def test_threat_model_rejects_bad_values(kwargs) -> None:
     with pytest.raises(UsageError):
         ThreatModel(**kwargs)
 

@@ -15,13 +15,13 @@ RECIPE_HELP = "Recipe YAML file or built-in name (see `tgazsr recipes`); default
 
 def train(
     recipe: str | None = typer.Option(None, "--recipe", "-r", help=RECIPE_HELP),
-    overrides: list[str] | None = typer.Option(None, "--set", "-s", help="Override a recipe key: key=value (repeatable)."),
+    overrides: list[str] | None = typer.Option(None, "--set", "-s", help="Override a recipe key: key=value."),
     method: str | None = typer.Option(None, help="Training method (`tgazsr methods`)."),
     dataset: str | None = typer.Option(None, help="Training dataset: registered name, hf:ORG/NAME or a local path."),
     data_dir: str | None = typer.Option(None, help="Local copy of the dataset (image folder, parquet, save_to_disk)."),
     model: str | None = typer.Option(None, help="open_clip model name, e.g. ViT-B-32 (`tgazsr models`)."),
     pretrained: str | None = typer.Option(None, help="open_clip pretrained tag (e.g. openai) or a weights file."),
-    output: Path | None = typer.Option(None, "--output", "-o", help="Run directory (default runs/METHOD-DATASET-TIME)."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Run directory (default runs/METHOD-DATA-TIME)."),
     resume: Path | None = typer.Option(None, help="Continue the run in this directory from its last checkpoint."),
     seed: int | None = typer.Option(None, help="Random seed (recipe train.seed)."),
     epochs: int | None = typer.Option(None, help="Epochs (optim.epochs)."),

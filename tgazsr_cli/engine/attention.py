@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Literal
 
 import torch
 import torch.nn.functional as F
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 AttentionNorm = Literal["token-axis", "per-token"]
 ATTENTION_NORMS: tuple[str, ...] = ("token-axis", "per-token")
@@ -69,3 +71,50 @@ def attention_for_labels(
     """Text-guided maps of a ClipClassifier's tokens towards each image's class prompt feature."""
     size = (model.image_size, model.image_size) if upsample else None
     return text_guided_attention(tokens, model.text_features[labels], model.patch_grid, size, norm)
+
+
+def gradcam_attention(
+    model: torch.nn.Module,
+    images: torch.Tensor,
+    text: torch.Tensor,
+    *,
+    create_graph: bool,
+    upsample: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Vision-based (Grad-CAM) attention of the reference's `--atten_methods visual` (spec §3).
+
+    Activations: the last block's ln_1 output over the patch tokens. Scores: 100 * cos(CLS, text of
+    every image in the batch); each image's target is the row's argmax (its *predicted* in-batch text).
+    Channel weights: spatial mean of the gradients; map = ReLU(weighted sum), resized, min-max.
+    With `create_graph` the map is differentiable in the model's parameters (our default); the
+    reference computes it detached in numpy, so its attention losses carry no gradient.
+    Returns (maps [B, P], CLS embeddings [B, D]); the embeddings keep their graph for other losses.
+    """
+    block = model.visual.transformer.resblocks[-1]
+    captured: dict[str, torch.Tensor] = {}
+
+    def keep_activation(module: torch.nn.Module, inputs: object, output: torch.Tensor) -> torch.Tensor:
+        if not output.requires_grad:  # frozen model: make the activation a leaf to differentiate against
+            output = output.detach().requires_grad_(True)
+        captured["activation"] = output
+        return output
+
+    handle = block.ln_1.register_forward_hook(keep_activation)
+    # Fused attention kernels have no double backward; the differentiable map needs the math kernel.
+    kernel = sdpa_kernel([SDPBackend.MATH]) if create_graph else contextlib.nullcontext()
+    try:
+        with torch.enable_grad(), kernel:
+            embeddings = model.encode_image(images)
+            scores = 100 * F.normalize(embeddings.float(), dim=-1) @ text.float().t()
+            chosen = scores.gather(1, scores.argmax(dim=1, keepdim=True).detach()).sum()
+            activation = captured["activation"]
+            (gradient,) = torch.autograd.grad(chosen, activation, create_graph=create_graph)
+    finally:
+        handle.remove()
+    patches, patch_gradient = activation[:, 1:].float(), gradient[:, 1:].float()
+    weights = patch_gradient.mean(dim=1, keepdim=True)
+    cam = F.relu((weights * patches).sum(dim=-1)).view(-1, 1, *model.patch_grid)
+    if upsample:
+        cam = F.interpolate(cam, size=(model.image_size, model.image_size), mode="bilinear", align_corners=False)
+    maps = minmax_per_image(cam.flatten(1))
+    return (maps if create_graph else maps.detach()), embeddings

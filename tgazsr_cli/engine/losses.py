@@ -30,3 +30,26 @@ def attention_distance(maps: torch.Tensor, targets: torch.Tensor, metric: Distan
 def zero_shot_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Batch-mean cross-entropy of zero-shot logits over all class prompts (TeCoA's L_CE)."""
     return F.cross_entropy(logits.float(), labels)
+
+
+def clip_contrastive(image_embeddings: torch.Tensor, text_embeddings: torch.Tensor, scale: float) -> torch.Tensor:
+    """Symmetric in-batch CLIP loss: ½[CE(image → text) + CE(text → image)], diagonal targets (spec §3 FT).
+
+    Rows that share a class are still treated as negatives of each other, as the reference does.
+    """
+    image = F.normalize(image_embeddings.float(), dim=-1)
+    text = F.normalize(text_embeddings.float(), dim=-1)
+    logits = scale * image @ text.t()
+    targets = torch.arange(len(logits), device=logits.device)
+    return 0.5 * (F.cross_entropy(logits, targets) + F.cross_entropy(logits.t(), targets))
+
+
+def kl_divergence_sum(target_logits: torch.Tensor, input_logits: torch.Tensor) -> torch.Tensor:
+    """KL(softmax(target) || softmax(input)) summed over the batch, as torch's KLDivLoss(reduction="sum")."""
+    return F.kl_div(F.log_softmax(input_logits.float(), dim=1), F.softmax(target_logits.float(), dim=1),
+                    reduction="sum")
+
+
+def embedding_l2_squared(embeddings: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Batch mean of the squared L2 distance (summed over dimensions) of unnormalised embeddings (FARE)."""
+    return (embeddings.float() - targets.float()).pow(2).sum(dim=1).mean()

@@ -150,7 +150,7 @@ def _first_line(exc: BaseException) -> str:
     return text[0][:300] if text else type(exc).__name__
 
 
-def make_tokenizer(spec: ModelSpec):  # noqa: ANN201 - open_clip tokenizers share no base class
+def make_tokenizer(spec: ModelSpec):
     """The tokenizer that matches the text tower of `spec`, built locally when possible."""
     import open_clip
 

@@ -102,6 +102,7 @@ class EvalConfig:
 class Recipe:
     method: str = "tga-zsr"
     description: str = ""
+    method_options: dict[str, Any] = field(default_factory=dict)  # checked by the method's own Options
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     attack: AttackConfig = field(default_factory=AttackConfig)
@@ -142,6 +143,10 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
             return None
         (inner,) = [a for a in args if a is not type(None)]
         return _coerce(value, inner, key)
+    if origin is dict:
+        if isinstance(value, dict):
+            return dict(value)
+        raise UsageError(f"recipe key '{key}' must be a mapping, got {value!r}")
     if origin is list:
         (inner,) = typing.get_args(hint)
         items = value if isinstance(value, list) else [value]
@@ -173,7 +178,7 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
     raise UsageError(f"recipe key '{key}' must be {name}, got {value!r}")
 
 
-def _build(cls: type, data: Any, prefix: str) -> Any:
+def build_section(cls: type, data: Any, prefix: str) -> Any:
     if not isinstance(data, dict):
         raise UsageError(f"recipe section '{prefix.rstrip('.') or 'top level'}' must be a mapping, got {data!r}")
     hints = typing.get_type_hints(cls)
@@ -185,7 +190,7 @@ def _build(cls: type, data: Any, prefix: str) -> Any:
             raise UsageError(f"unknown recipe key '{full}'{did_you_mean(str(key), names)}")
         hint = hints[key]
         if dataclasses.is_dataclass(hint):
-            values[key] = _build(hint, value or {}, f"{full}.")
+            values[key] = build_section(hint, value or {}, f"{full}.")
         else:
             values[key] = _coerce(value, hint, full)
     return cls(**values)
@@ -305,8 +310,8 @@ def load_recipe(
     for key, value in (flags or {}).items():
         if value is not None:
             apply_override(data, key.split("."), value)
-    return validate(_build(Recipe, data, ""))
+    return validate(build_section(Recipe, data, ""))
 
 
 def recipe_from_dict(data: dict[str, Any]) -> Recipe:
-    return validate(_build(Recipe, data, ""))
+    return validate(build_section(Recipe, data, ""))

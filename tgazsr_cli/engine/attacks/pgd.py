@@ -13,7 +13,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tgazsr_cli.engine.attacks.base import ThreatModel, autocast_for, eval_mode, project, random_start, register_attack
+from tgazsr_cli.engine.attacks.base import (
+    ThreatModel,
+    autocast_for,
+    eval_mode,
+    project,
+    random_start,
+    register_attack,
+)
 
 CW_KAPPA = 50.0  # spec §5: confidence margin of the reference's CW-loss PGD
 
@@ -32,6 +39,37 @@ def cw_margin_sum(logits: torch.Tensor, labels: torch.Tensor, kappa: float = CW_
     return -F.relu(true - others.amax(dim=1) + kappa).sum()
 
 
+def maximize(
+    objective: Callable[[torch.Tensor], torch.Tensor],
+    images: torch.Tensor,
+    threat: ThreatModel,
+    sample_ids: torch.Tensor | None = None,
+    momentum: float = 0.0,
+) -> torch.Tensor:
+    """L-inf PGD ascent on any scalar `objective(perturbed images)`, last iterate.
+
+    With `momentum` > 0 the step follows v = sign(momentum * v + sign(grad)), the velocity being
+    re-normalised every step as in FARE's inner attack (spec §4): it differs from plain PGD only
+    where a gradient is exactly zero, where the last direction is kept. 0 gives plain PGD.
+    """
+    images = images.detach()
+    eps, step = threat.eps_pixels, threat.step_pixels
+    start = random_start(images, eps, threat.seed, sample_ids) if threat.random_start else None
+    delta = torch.zeros_like(images) if start is None else start
+    velocity = torch.zeros_like(images)
+    for _ in range(threat.steps):
+        delta.requires_grad_(True)
+        with autocast_for(images.device, threat.precision):
+            loss = objective(images + delta)
+        (grad,) = torch.autograd.grad(loss.float(), delta)
+        direction = grad.sign()
+        if momentum:
+            velocity = (momentum * velocity + direction).sign()
+            direction = velocity
+        delta = project(images, delta.detach() + step * direction, eps)
+    return (images + delta).detach()
+
+
 def pgd(
     model: nn.Module,
     images: torch.Tensor,
@@ -41,20 +79,8 @@ def pgd(
     loss_fn: LossFn = cross_entropy_sum,
 ) -> torch.Tensor:
     """Adversarial images for `model` (a [0, 1]-input classifier returning logits)."""
-    images = images.detach()
-    eps, step = threat.eps_pixels, threat.step_pixels
-    if threat.random_start:
-        delta = random_start(images, eps, threat.seed, sample_ids)
-    else:
-        delta = torch.zeros_like(images)
     with eval_mode(model):
-        for _ in range(threat.steps):
-            delta.requires_grad_(True)
-            with autocast_for(images.device, threat.precision):
-                logits = model(images + delta)
-            (grad,) = torch.autograd.grad(loss_fn(logits, labels), delta)
-            delta = project(images, delta.detach() + step * grad.sign(), eps)
-    return (images + delta).detach()
+        return maximize(lambda x: loss_fn(model(x), labels), images, threat, sample_ids)
 
 
 @register_attack("pgd", "L-inf PGD on the cross-entropy over all class prompts (the paper's PGD-100)")

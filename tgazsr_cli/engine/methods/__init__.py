@@ -1,6 +1,13 @@
 """Method registry: one module per training method, registered by name on import."""
 
-from tgazsr_cli.engine.methods import tga_zsr as _tga_zsr  # noqa: F401  (registers tga-zsr, tecoa)
+from tgazsr_cli.engine.methods import (  # noqa: F401  (importing a module registers its methods)
+    comp_tga,
+    fare,
+    finetune,
+    pmg_aft,
+    tga_zsr,
+    vision_tga,
+)
 from tgazsr_cli.engine.methods.base import (
     METHODS,
     LossOutput,

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import ClassVar
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -12,7 +12,12 @@ from torch import nn
 from tgazsr_cli.engine.attacks import ThreatModel
 from tgazsr_cli.engine.errors import unknown_name
 from tgazsr_cli.engine.model import ClipClassifier
-from tgazsr_cli.engine.recipe import Recipe
+from tgazsr_cli.engine.recipe import Recipe, build_section
+
+
+@dataclass
+class NoOptions:
+    """A method without options of its own."""
 
 
 @dataclass
@@ -29,11 +34,16 @@ class TrainingMethod:
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
     source: ClassVar[str] = ""
+    Options: ClassVar[type] = NoOptions  # a dataclass of method-specific settings (recipe `method_options`)
 
     def __init__(self, model: ClipClassifier, recipe: Recipe) -> None:
         self.model = model
         self.recipe = recipe
+        self.options: Any = build_section(self.Options, recipe.method_options, "method_options.")
         self.teacher: ClipClassifier | None = None
+
+    def describe_options(self) -> dict[str, Any]:
+        return asdict(self.options)
 
     @property
     def train_threat(self) -> ThreatModel:

@@ -29,7 +29,7 @@ class TgaZsr(TrainingMethod):
             self.model.encode_image_tokens  # noqa: B018 - fail early on towers without patch tokens
             self.teacher = self.model.frozen_image_copy()
 
-    def attention(self, model, tokens: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:  # noqa: ANN001
+    def attention(self, model, tokens: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         loss = self.recipe.loss
         return attention_for_labels(model, tokens, labels, loss.attention_norm, loss.upsample)
 
