@@ -108,7 +108,8 @@ def gradcam_attention(
             scores = 100 * F.normalize(embeddings.float(), dim=-1) @ text.float().t()
             chosen = scores.gather(1, scores.argmax(dim=1, keepdim=True).detach()).sum()
             activation = captured["activation"]
-            (gradient,) = torch.autograd.grad(chosen, activation, create_graph=create_graph)
+            # the graph is kept: the caller still backpropagates through the returned embeddings
+            (gradient,) = torch.autograd.grad(chosen, activation, create_graph=create_graph, retain_graph=True)
     finally:
         handle.remove()
     patches, patch_gradient = activation[:, 1:].float(), gradient[:, 1:].float()

@@ -180,7 +180,8 @@ class Trainer:
             num_workers=workers,
             collate_fn=collate_skip_broken,
             pin_memory=self.device.type == "cuda",
-            persistent_workers=False,
+            # its own generator: the loader must not draw from the global RNG that resume restores
+            generator=torch.Generator().manual_seed(self.recipe.train.seed),
         )
 
     def train_step(self, images: torch.Tensor, labels: torch.Tensor) -> dict[str, float] | None:

@@ -5,6 +5,7 @@ from tgazsr_cli.engine.methods import (  # noqa: F401  (importing a module regis
     fare,
     finetune,
     pmg_aft,
+    pretrain,
     tga_zsr,
     vision_tga,
 )

@@ -41,6 +41,7 @@ class TrainingMethod:
         self.recipe = recipe
         self.options: Any = build_section(self.Options, recipe.method_options, "method_options.")
         self.teacher: ClipClassifier | None = None
+        self.class_templates: list[list[str]] | None = None  # per-class prompts of a mixed dataset
 
     def describe_options(self) -> dict[str, Any]:
         return asdict(self.options)
@@ -76,8 +77,11 @@ def get_method(name: str) -> type[TrainingMethod]:
     return METHODS[name]
 
 
-def build_method(model: ClipClassifier, recipe: Recipe) -> TrainingMethod:
+def build_method(
+    model: ClipClassifier, recipe: Recipe, class_templates: list[list[str]] | None = None
+) -> TrainingMethod:
     method = get_method(recipe.method)(model, recipe)
+    method.class_templates = class_templates
     method.setup()
     return method
 

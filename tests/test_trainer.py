@@ -1,0 +1,105 @@
+"""Trainer: exact resume after an interruption, run-directory safety, non-finite policy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.helpers import make_image_folder
+from tgazsr_cli.engine.errors import RuntimeFailure, UsageError
+from tgazsr_cli.engine.recipe import load_recipe
+from tgazsr_cli.engine.trainer import Trainer, TrainingInterrupted, epoch_batches
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("shapes")
+    make_image_folder(root, per_class=8, size=32)
+    return root
+
+
+def recipe_for(data_dir: Path, *extra: str):  # noqa: ANN201
+    return load_recipe("tiny", [f"data.dataset={data_dir}", "optim.max_steps=6", "train.save_every=2",
+                                "data.batch_size=8", *extra])
+
+
+def visual_state(trainer: Trainer) -> dict[str, torch.Tensor]:
+    return {k: v.clone() for k, v in trainer.model.clip.visual.state_dict().items()}
+
+
+def test_interrupted_then_resumed_run_equals_uninterrupted(data_dir: Path, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    straight = Trainer(recipe_for(data_dir), tmp_path / "straight")
+    straight.run()
+    expected = visual_state(straight)
+
+    interrupted = Trainer(recipe_for(data_dir), tmp_path / "resumed")
+    original_step = Trainer.train_step
+
+    def stop_at_four(self: Trainer, images: torch.Tensor, labels: torch.Tensor):  # noqa: ANN202
+        if self.step == 4:
+            raise KeyboardInterrupt
+        return original_step(self, images, labels)
+
+    monkeypatch.setattr(Trainer, "train_step", stop_at_four)
+    with pytest.raises(TrainingInterrupted) as info:
+        interrupted.run()
+    assert info.value.checkpoint.name == "step-00000004.safetensors"
+    monkeypatch.setattr(Trainer, "train_step", original_step)
+
+    torch.manual_seed(12345)  # resume must restore RNG state, whatever the process did before
+    resumed = Trainer(recipe_for(data_dir), tmp_path / "resumed")
+    result = resumed.run(resume=True)
+    assert result.steps == 6
+    for key, value in visual_state(resumed).items():
+        torch.testing.assert_close(value, expected[key], rtol=0, atol=0, msg=key)
+    assert resumed.optimizer.state_dict()["state"].keys() == straight.optimizer.state_dict()["state"].keys()
+
+
+def test_epoch_order_is_a_pure_function_of_seed_and_epoch() -> None:
+    assert epoch_batches(20, 4, 0, 1) == epoch_batches(20, 4, 0, 1)
+    assert epoch_batches(20, 4, 0, 1) != epoch_batches(20, 4, 0, 2)
+    batches = epoch_batches(22, 4, 3, 0)
+    assert len(batches) == 5 and len({i for b in batches for i in b}) == 20
+
+
+def test_resume_without_checkpoint_and_overwrite_are_refused(data_dir: Path, tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(UsageError, match="nothing to resume"):
+        Trainer(recipe_for(data_dir), empty).run(resume=True)
+    (empty / "notes.txt").write_text("mine")
+    with pytest.raises(UsageError, match="already exists"):
+        Trainer(recipe_for(data_dir), empty).run()
+    assert (empty / "notes.txt").read_text() == "mine"
+
+
+def test_non_finite_loss_stops_or_skips(data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    trainer = Trainer(recipe_for(data_dir), tmp_path / "stop")
+    real_loss = trainer.method.loss
+
+    def poisoned(images: torch.Tensor, labels: torch.Tensor):  # noqa: ANN202
+        output = real_loss(images, labels)
+        if trainer.step == 3:
+            output.total = output.total * float("nan")
+        return output
+
+    monkeypatch.setattr(trainer.method, "loss", poisoned)
+    with pytest.raises(RuntimeFailure, match="step 3: loss is nan"):
+        trainer.run()
+    assert sorted(p.name for p in (tmp_path / "stop" / "checkpoints").iterdir()) == ["step-00000002.safetensors"]
+
+    skipping = Trainer(recipe_for(data_dir, "train.on_nonfinite=skip"), tmp_path / "skip")
+    real_skip_loss = skipping.method.loss
+
+    def poisoned_skip(images: torch.Tensor, labels: torch.Tensor):  # noqa: ANN202
+        output = real_skip_loss(images, labels)
+        if skipping.step == 3:
+            output.total = output.total * float("nan")
+        return output
+
+    monkeypatch.setattr(skipping.method, "loss", poisoned_skip)
+    result = skipping.run()
+    assert result.steps == 6 and result.skipped_steps == 1
