@@ -6,24 +6,24 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from tests.test_methods import perturb
 from tgazsr_cli.engine.attacks import ThreatModel
 from tgazsr_cli.engine.attacks.pgd import maximize, pgd
 from tgazsr_cli.engine.attention import text_guided_attention
 from tgazsr_cli.engine.methods import build_method
 from tgazsr_cli.engine.recipe import load_recipe
-from tests.test_methods import perturb
 
 THREAT = ThreatModel(eps=4, steps=2, step_size=2)
 ATTACK = ["attack.eps=4", "attack.steps=2", "attack.step_size=2"]
 
 
-def method_for(model, name: str, *overrides: str):  # noqa: ANN001, ANN201
+def method_for(model, name: str, *overrides: str):
     method = build_method(model, load_recipe(None, [f"method={name}", *ATTACK, *overrides]))
     perturb(model)
     return method
 
 
-def test_ft_clean_is_the_symmetric_in_batch_clip_loss(tiny_model, batch) -> None:  # noqa: ANN001
+def test_ft_clean_is_the_symmetric_in_batch_clip_loss(tiny_model, batch) -> None:
     images, labels = batch
     output = method_for(tiny_model, "ft-clean").loss(images, labels)
     image = F.normalize(tiny_model.encode_image(images), dim=-1)
@@ -33,7 +33,7 @@ def test_ft_clean_is_the_symmetric_in_batch_clip_loss(tiny_model, batch) -> None
     torch.testing.assert_close(output.total, expected)
 
 
-def test_ft_adv_uses_adversarial_images(tiny_model, batch) -> None:  # noqa: ANN001
+def test_ft_adv_uses_adversarial_images(tiny_model, batch) -> None:
     images, labels = batch
     method = method_for(tiny_model, "ft-adv")
     torch.manual_seed(4)
@@ -48,7 +48,7 @@ def test_ft_adv_uses_adversarial_images(tiny_model, batch) -> None:  # noqa: ANN
 
 
 @pytest.mark.parametrize("raw_cosine", [False, True])
-def test_pmg_aft_is_ce_plus_two_summed_kl_terms(tiny_model, batch, raw_cosine: bool) -> None:  # noqa: ANN001
+def test_pmg_aft_is_ce_plus_two_summed_kl_terms(tiny_model, batch, raw_cosine: bool) -> None:
     images, labels = batch
     method = method_for(tiny_model, "pmg-aft", f"method_options={{raw_cosine_logits: {str(raw_cosine).lower()}}}")
     scale = 1.0 if raw_cosine else 100.0
@@ -57,13 +57,13 @@ def test_pmg_aft_is_ce_plus_two_summed_kl_terms(tiny_model, batch, raw_cosine: b
     torch.manual_seed(6)
     adversarial = pgd(tiny_model, images, labels, THREAT)
 
-    def logits(model, x):  # noqa: ANN001, ANN202
+    def logits(model, x):
         return scale * F.normalize(model.encode_image(x), dim=-1) @ tiny_model.text_features.t()
 
     z_adv, z_clean = logits(tiny_model, adversarial), logits(tiny_model, images)
     z_ori = logits(method.teacher, adversarial).detach()
 
-    def kl(p_logits, q_logits):  # noqa: ANN001, ANN202  KL(p || q), summed over the batch
+    def kl(p_logits, q_logits):
         p = p_logits.softmax(1)
         return (p * (p.log() - q_logits.log_softmax(1))).sum()
 
@@ -72,14 +72,14 @@ def test_pmg_aft_is_ce_plus_two_summed_kl_terms(tiny_model, batch, raw_cosine: b
     assert output.parts["kl_original"] > 0 and output.parts["kl_clean"] > 0
 
 
-def test_fare_is_squared_embedding_distance_after_its_own_attack(tiny_model, batch) -> None:  # noqa: ANN001
+def test_fare_is_squared_embedding_distance_after_its_own_attack(tiny_model, batch) -> None:
     images, labels = batch
     method = method_for(tiny_model, "fare")
     torch.manual_seed(8)
     output = method.loss(images, labels)
     target = method.teacher.encode_image(images).detach()
 
-    def objective(x):  # noqa: ANN001, ANN202
+    def objective(x):
         return (tiny_model.encode_image(x) - target).pow(2).sum()
 
     torch.manual_seed(8)
@@ -90,7 +90,7 @@ def test_fare_is_squared_embedding_distance_after_its_own_attack(tiny_model, bat
     assert expected > clean  # the inner attack increased the FARE loss
 
 
-def test_comp_tga_map_is_text_map_times_one_minus_negated_map(tiny_model, batch) -> None:  # noqa: ANN001
+def test_comp_tga_map_is_text_map_times_one_minus_negated_map(tiny_model, batch) -> None:
     images, labels = batch
     method = method_for(tiny_model, "comp-tga")
     tokens = tiny_model.encode_image_tokens(images)
@@ -102,7 +102,7 @@ def test_comp_tga_map_is_text_map_times_one_minus_negated_map(tiny_model, batch)
 
 
 @pytest.mark.parametrize("detach", [False, True])
-def test_vision_tga_attention_carries_gradient_unless_detached(tiny_model, batch, detach: bool) -> None:  # noqa: ANN001
+def test_vision_tga_attention_carries_gradient_unless_detached(tiny_model, batch, detach: bool) -> None:
     images, labels = batch
     method = method_for(tiny_model, "vision-tga", "loss.alpha=1", "loss.beta=1",
                         f"method_options={{detach_attention: {str(detach).lower()}}}")
@@ -118,7 +118,7 @@ def test_vision_tga_attention_carries_gradient_unless_detached(tiny_model, batch
     assert same == detach  # detached maps: the update is the CE-only update (the reference's behaviour)
 
 
-def test_clip_pretrain_loss_formula(tiny_model, batch) -> None:  # noqa: ANN001
+def test_clip_pretrain_loss_formula(tiny_model, batch) -> None:
     images, labels = batch
     method = method_for(tiny_model, "clip-pretrain")
     torch.manual_seed(2)

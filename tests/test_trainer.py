@@ -20,7 +20,7 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def recipe_for(data_dir: Path, *extra: str):  # noqa: ANN201
+def recipe_for(data_dir: Path, *extra: str):
     return load_recipe("tiny", [f"data.dataset={data_dir}", "optim.max_steps=6", "train.save_every=2",
                                 "data.batch_size=8", *extra])
 
@@ -38,7 +38,7 @@ def test_interrupted_then_resumed_run_equals_uninterrupted(data_dir: Path, tmp_p
     interrupted = Trainer(recipe_for(data_dir), tmp_path / "resumed")
     original_step = Trainer.train_step
 
-    def stop_at_four(self: Trainer, images: torch.Tensor, labels: torch.Tensor):  # noqa: ANN202
+    def stop_at_four(self: Trainer, images: torch.Tensor, labels: torch.Tensor):
         if self.step == 4:
             raise KeyboardInterrupt
         return original_step(self, images, labels)
@@ -80,7 +80,7 @@ def test_non_finite_loss_stops_or_skips(data_dir: Path, tmp_path: Path, monkeypa
     trainer = Trainer(recipe_for(data_dir), tmp_path / "stop")
     real_loss = trainer.method.loss
 
-    def poisoned(images: torch.Tensor, labels: torch.Tensor):  # noqa: ANN202
+    def poisoned(images: torch.Tensor, labels: torch.Tensor):
         output = real_loss(images, labels)
         if trainer.step == 3:
             output.total = output.total * float("nan")
@@ -94,7 +94,7 @@ def test_non_finite_loss_stops_or_skips(data_dir: Path, tmp_path: Path, monkeypa
     skipping = Trainer(recipe_for(data_dir, "train.on_nonfinite=skip"), tmp_path / "skip")
     real_skip_loss = skipping.method.loss
 
-    def poisoned_skip(images: torch.Tensor, labels: torch.Tensor):  # noqa: ANN202
+    def poisoned_skip(images: torch.Tensor, labels: torch.Tensor):
         output = real_skip_loss(images, labels)
         if skipping.step == 3:
             output.total = output.total * float("nan")
