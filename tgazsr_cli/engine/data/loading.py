@@ -1,0 +1,153 @@
+"""`load_image_dataset`: any source name -> an `ImageClassificationData` ready for a DataLoader (spec §3, §6).
+
+Sources: a registered name (hub id, shipped folder, or a local copy given with `data_dir`); ``hf:ORG/NAME``;
+a local path (parquet file or folder, save_to_disk folder, image folder, original tiny-imagenet-200 folder).
+Each is opened into one `datasets.Dataset` split (hub.py, local.py, folders.py); from there one code path
+finds the columns, fixes class names and label order, takes the seeded subset and wraps it for torch.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from tgazsr_cli.engine.data.columns import label_names, prepare_table
+from tgazsr_cli.engine.data.dataset import HFImageDataset
+from tgazsr_cli.engine.data.hub import open_hub, parse_hub_source
+from tgazsr_cli.engine.data.labels import check_labels, resolve_classnames
+from tgazsr_cli.engine.data.local import open_local
+from tgazsr_cli.engine.data.opened import LocalManifest, OpenedSource
+from tgazsr_cli.engine.data.specs import DEFAULT_TEMPLATES, DatasetSpec, is_registered, list_datasets
+from tgazsr_cli.engine.data.transforms import build_transform, check_transform_args
+from tgazsr_cli.engine.errors import RuntimeFailure, UsageError, unknown_name
+
+if TYPE_CHECKING:
+    import datasets
+
+
+@dataclass
+class ImageClassificationData:
+    """A labelled image split with the class names and prompt templates that zero-shot needs."""
+
+    dataset: torch.utils.data.Dataset  # items: (FloatTensor [3,H,W] in [0,1], int label), None when broken
+    classnames: list[str]
+    templates: list[str]
+    name: str
+    split: str
+    source: str  # human-readable: hub id / path actually read, split, subset
+    num_skipped: int = 0  # examples dropped while listing the source (see dataset.py for decode failures)
+
+
+def _looks_like_path(source: str) -> bool:
+    return (os.sep in source or "/" in source or source.startswith((".", "~"))
+            or source.lower().endswith(".parquet") or os.path.exists(source))
+
+
+def open_source(source: str, split: str, data_dir: str | None) -> tuple[OpenedSource, DatasetSpec | None]:
+    """Find and open the split that `source` names (no decoding yet)."""
+    from tgazsr_cli.engine.data.specs import get_dataset_spec
+
+    if is_registered(source):
+        spec = get_dataset_spec(source)
+        wanted = spec.splits.get(split, split)
+        if data_dir is not None:
+            opened = open_local(Path(data_dir), wanted, layout_hint=spec.layout_hint,
+                                what=f"--data-dir for {spec.name}")
+        elif spec.local_path is not None:
+            opened = open_local(Path(spec.local_path), wanted, layout_hint=spec.layout_hint,
+                                what=f"shipped folder of {spec.name}")
+        elif spec.hub_id is not None:
+            opened = open_hub(spec.hub_id, wanted, name=spec.name, layout_hint=spec.layout_hint)
+        else:
+            raise RuntimeFailure(f"dataset '{spec.name}' has no hub id; pass a copy with --data-dir DIR "
+                                 f"({spec.layout_hint})")
+        opened.name = spec.name
+        return opened, spec
+    if source.startswith("hf:"):
+        hub_id, config = parse_hub_source(source)
+        if data_dir is not None:
+            opened = open_local(Path(data_dir), split, what=f"--data-dir for {hub_id}")
+            opened.name = hub_id
+            return opened, None
+        return open_hub(hub_id, split, config=config, name=hub_id), None
+    if _looks_like_path(source):
+        if data_dir is not None:
+            raise UsageError("--data-dir is for registered and hf: datasets; give the path as the dataset")
+        return open_local(Path(source), split), None
+    error = unknown_name("dataset", source, list_datasets())
+    raise UsageError(f"{error}; or give a local path or hf:ORG/NAME")
+
+
+def seeded_subset(size: int, limit: int, seed: int) -> list[int]:
+    """`limit` distinct indices of range(size), a pure function of (size, limit, seed), sorted."""
+    keys = np.random.default_rng(seed).random(size)  # PCG64's random() stream is stable across numpy versions
+    return sorted(np.argsort(keys, kind="stable")[:limit].tolist())
+
+
+def _read_labels(table: datasets.Dataset, label_column: str, where: str) -> np.ndarray:
+    column = table.with_format("arrow")[label_column]
+    if column.null_count:
+        raise UsageError(f"{where}: {column.null_count} examples have no label")
+    return np.asarray(column.to_numpy(zero_copy_only=False), dtype=np.int64)
+
+
+def _dataset_defaults(
+    spec: DatasetSpec | None, manifest: LocalManifest | None,
+) -> tuple[tuple[str, ...] | None, tuple[str, ...], str]:
+    """(class names or None, templates, resize mode) from the spec, else a local manifest, else defaults."""
+    if spec is not None:
+        return spec.classnames, spec.templates, spec.resize_mode
+    if manifest is not None:
+        mode = manifest.resize_mode or "resize_crop"
+        return manifest.classnames, manifest.templates or DEFAULT_TEMPLATES, mode
+    return None, DEFAULT_TEMPLATES, "resize_crop"
+
+
+def load_image_dataset(
+    source: str,
+    *,
+    split: str = "train",
+    image_size: int = 224,
+    data_dir: str | None = None,
+    limit: int | None = None,
+    seed: int = 0,
+    templates: list[str] | None = None,
+    resize_mode: str | None = None,
+) -> ImageClassificationData:
+    """Open `source`'s `split` as tensors of `image_size` with class names and prompt templates (spec §6).
+
+    `limit` keeps a seeded random subset of that many examples (same seed, same subset) and says so in
+    `source`. `templates` / `resize_mode` override the dataset's own (default "This is a photo of a {}",
+    resize_crop).
+    """
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise UsageError(f"limit must be a positive number of examples, got {limit!r}")
+    if templates is not None and (not templates or any("{}" not in t for t in templates)):
+        raise UsageError("every prompt template needs a '{}' for the class name")
+    check_transform_args(image_size, resize_mode or "resize_crop")
+    opened, spec = open_source(source, split, data_dir)
+    spec_names, own_templates, own_mode = _dataset_defaults(spec, opened.manifest)
+    mode = resize_mode or own_mode
+    check_transform_args(image_size, mode)
+    where = opened.description
+    table, image_column, label_column = prepare_table(opened.table, where)
+    source_names = label_names(table.features, label_column)
+    classnames, label_map = resolve_classnames(source_names, spec_names, where)
+    labels = _read_labels(table, label_column, where)
+    check_labels(labels, len(source_names) if source_names is not None else len(classnames), where)
+    description = where
+    if limit is not None and limit < len(table):
+        description += f", random subset of {limit} of {len(table)} (seed {seed})"
+        table = table.select(seeded_subset(len(table), limit, seed))
+    dataset = HFImageDataset(table, image_column, label_column, build_transform(image_size, mode),
+                             label_map=label_map, base_dir=opened.base_dir)
+    manifest_name = opened.manifest.name if opened.manifest is not None else None
+    name = opened.name if spec is not None or not manifest_name else manifest_name
+    return ImageClassificationData(dataset=dataset, classnames=classnames,
+                                   templates=list(templates or own_templates), name=name, split=split,
+                                   source=description, num_skipped=opened.skipped)
