@@ -18,6 +18,7 @@ import torch
 
 from tgazsr_cli.engine import checkpoint as ckpt
 from tgazsr_cli.engine.data import ImageClassificationData, collate_skip_broken, load_image_dataset
+from tgazsr_cli.engine.data.combined import is_combined, load_combined
 from tgazsr_cli.engine.errors import RuntimeFailure, UsageError
 from tgazsr_cli.engine.methods import TrainingMethod, build_method
 from tgazsr_cli.engine.model import ClipClassifier, load_classifier
@@ -96,12 +97,9 @@ class Trainer:
         seed_everything(recipe.train.seed, recipe.train.deterministic)
         self.model = (model or load_classifier(recipe.model.name, recipe.model.pretrained,
                                                logit_scale=recipe.model.logit_scale)).to(self.device)
-        self.data = data or load_image_dataset(
-            recipe.data.dataset, split=recipe.data.split, image_size=self.model.image_size,
-            data_dir=recipe.data.data_dir, limit=recipe.data.limit, seed=recipe.train.seed,
-        )
+        self.data = data or load_training_data(recipe, self.model.image_size)
         self.model.set_classes(self.data.classnames, recipe.data.templates)
-        self.method: TrainingMethod = build_method(self.model, recipe)
+        self.method: TrainingMethod = build_method(self.model, recipe, self.data.class_templates)
         self.params = self.method.trainable_parameters()
         self.optimizer = make_optimizer(self.params, recipe)
         self.batches_per_epoch = len(self.data.dataset) // recipe.data.batch_size
@@ -261,6 +259,16 @@ class Trainer:
         """A model-only checkpoint (no optimiser state) for eval, attack and export."""
         return ckpt.save_checkpoint(self.run_dir / FINAL_NAME, model_state=self.model.clip.state_dict(),
                                     metadata=self.metadata("model"))
+
+
+def load_training_data(recipe: Recipe, image_size: int) -> ImageClassificationData:
+    """The recipe's training split; `a+b+c` trains on several datasets at once."""
+    settings = recipe.data
+    kwargs = {"split": settings.split, "image_size": image_size, "data_dir": settings.data_dir,
+              "limit": settings.limit, "seed": recipe.train.seed}
+    if is_combined(settings.dataset):
+        return load_combined(settings.dataset, load_image_dataset, **kwargs)
+    return load_image_dataset(settings.dataset, **kwargs)
 
 
 def prepare_run_dir(run_dir: Path, resume: bool) -> None:

@@ -41,6 +41,7 @@ class ImageClassificationData:
     split: str
     source: str  # human-readable: hub id / path actually read, split, subset
     num_skipped: int = 0  # examples dropped while listing the source (see dataset.py for decode failures)
+    class_templates: list[list[str]] | None = None  # per-class prompts when datasets are mixed (combined.py)
 
 
 def _looks_like_path(source: str) -> bool:

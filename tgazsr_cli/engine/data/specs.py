@@ -89,3 +89,24 @@ TINYIMAGENET = register_dataset(DatasetSpec(
     layout_hint=("the hub's parquet files (train-*.parquet, valid-*.parquet), the original tiny-imagenet-200 "
                  "folder (train/<wnid>/images, val/images + val_annotations.txt), or DIR/<wnid>/*.JPEG"),
 ))
+
+
+def _imagenet_classnames() -> tuple[str, ...]:
+    # OpenAI's curated ImageNet-1k class names, as open_clip (a dependency) ships them
+    from open_clip.zero_shot_metadata import IMAGENET_CLASSNAMES
+
+    return tuple(IMAGENET_CLASSNAMES)
+
+
+IMAGENET = register_dataset(DatasetSpec(
+    name="imagenet",
+    classnames=_imagenet_classnames(),
+    templates=DEFAULT_TEMPLATES,
+    resize_mode="resize_crop",
+    hub_id="ILSVRC/imagenet-1k",
+    splits={"train": "train", "test": "validation", "val": "validation", "valid": "validation",
+            "validation": "validation"},
+    description="ImageNet-1k (gated on the hub: accept its terms and log in), train 1.28M, validation 50k",
+    layout_hint=("the hub's parquet files (data/train-*.parquet, data/validation-*.parquet) or "
+                 "DIR/<wnid>/*.JPEG in class-index (sorted wnid) order"),
+))
