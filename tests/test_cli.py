@@ -13,7 +13,7 @@ from tgazsr_cli.engine.checkpoint import read_metadata
 from tests.helpers import make_image_folder
 from tgazsr_cli.cli.app import main
 
-TRAIN = ["train", "--recipe", "tiny", "--set", "optim.max_steps=6", "--set", "train.save_every=3"]
+TRAIN = ["train", "--recipe", "tiny", "--set", "optim.max_steps=6", "--set", "train.save_every=3", "--epochs", "3"]
 
 
 @pytest.fixture(scope="module")

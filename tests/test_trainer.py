@@ -22,7 +22,7 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def recipe_for(data_dir: Path, *extra: str):
     return load_recipe("tiny", [f"data.dataset={data_dir}", "optim.max_steps=6", "train.save_every=2",
-                                "data.batch_size=8", *extra])
+                                "data.batch_size=8", "optim.epochs=3", *extra])
 
 
 def visual_state(trainer: Trainer) -> dict[str, torch.Tensor]:

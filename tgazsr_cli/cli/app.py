@@ -10,6 +10,7 @@ import traceback
 
 import click
 import typer
+from rich.markup import escape
 
 from tgazsr_cli import __version__
 from tgazsr_cli.cli import attack, evaluate, listing, train, visualize
@@ -49,6 +50,13 @@ def root(
     """Train, attack, evaluate and visualise adversarially robust CLIP models."""
 
 
+# Typer may vendor its own copy of click: catch the exception classes its commands actually raise.
+CLICK_ERRORS = tuple({next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException"),
+                      click.ClickException})
+EXITS = tuple({typer.Exit, click.exceptions.Exit})
+ABORTS = tuple({typer.Abort, click.exceptions.Abort, KeyboardInterrupt})
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code; every failure is one line on stderr unless -v is given."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -58,24 +66,26 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = app(args=args, prog_name="tgazsr", standalone_mode=False)
         return result if isinstance(result, int) else 0
-    except click.exceptions.Exit as exc:
+    except EXITS as exc:
         return exc.exit_code
-    except click.ClickException as exc:
-        exc.show()
+    except CLICK_ERRORS as exc:
+        context = getattr(exc, "ctx", None)
+        hint = f" (see '{context.command_path} --help')" if context is not None else ""
+        console.print(f"[red]error:[/red] {escape(exc.format_message())}{hint}")
         return exc.exit_code
-    except (click.exceptions.Abort, KeyboardInterrupt):
+    except ABORTS:
         console.print("[red]interrupted[/red]")
         return 130
     except TgazsrError as exc:
         if verbose:
             traceback.print_exc()
-        console.print(f"[red]error:[/red] {exc}", markup=True)
+        console.print(f"[red]error:[/red] {escape(str(exc))}")
         return exc.exit_code
     except Exception as exc:  # the last line of defence: never a bare traceback for users
         if verbose:
             traceback.print_exc()
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        console.print(f"[red]error:[/red] {type(exc).__name__}: {message} (run with -v for the traceback)")
+        console.print(f"[red]error:[/red] {type(exc).__name__}: {escape(message)} (run with -v for the traceback)")
         return 1
 
 

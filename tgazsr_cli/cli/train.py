@@ -68,14 +68,15 @@ def train(
         stamp = time.strftime("%Y%m%d-%H%M%S")
         dataset_name = Path(resolved.data.dataset).name or "data"
         run_dir = output or Path("runs") / f"{resolved.method}-{dataset_name}-{stamp}"
+    from tgazsr_cli.engine.methods import get_method
+
+    get_method(resolved.method)  # unknown names fail before any model is loaded
     if print_config:
         typer.echo(resolved.to_yaml(), nl=False)
         return
 
-    from tgazsr_cli.engine.methods import get_method
     from tgazsr_cli.engine.trainer import Trainer, TrainingInterrupted, prepare_run_dir
 
-    get_method(resolved.method)  # unknown names fail before any model is loaded
     if resume is None:
         prepare_run_dir(run_dir, resume=False)
     console.print(f"[bold]{resolved.method}[/bold] on {resolved.data.dataset} → {run_dir}")
