@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
-from tgazsr_cli.engine.checkpoint import read_metadata
 
 from tests.helpers import make_image_folder
 from tgazsr_cli.cli.app import main
+from tgazsr_cli.engine.checkpoint import read_metadata
 
 TRAIN = ["train", "--recipe", "tiny", "--set", "optim.max_steps=6", "--set", "train.save_every=3", "--epochs", "3"]
 

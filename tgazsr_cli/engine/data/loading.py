@@ -49,8 +49,16 @@ def _looks_like_path(source: str) -> bool:
             or source.lower().endswith(".parquet") or os.path.exists(source))
 
 
+def quiet_datasets() -> None:
+    """The `datasets` library's own progress bars would interleave with ours: keep them off."""
+    import datasets
+
+    datasets.disable_progress_bars()
+
+
 def open_source(source: str, split: str, data_dir: str | None) -> tuple[OpenedSource, DatasetSpec | None]:
     """Find and open the split that `source` names (no decoding yet)."""
+    quiet_datasets()
     from tgazsr_cli.engine.data.specs import get_dataset_spec
 
     if is_registered(source):
