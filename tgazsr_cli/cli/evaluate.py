@@ -43,7 +43,7 @@ def evaluate(
     from tgazsr_cli.engine.errors import UsageError
     from tgazsr_cli.engine.evaluator import evaluate as run_eval
     from tgazsr_cli.engine.loading import load_model, original_model
-    from tgazsr_cli.engine.report import markdown_report
+    from tgazsr_cli.engine.report import markdown_report, tradeoff_plot
     from tgazsr_cli.engine.runinfo import pick_device
 
     threat = ThreatModel(eps=eps, steps=steps, step_size=step_size, precision=attack_precision, seed=seed)
@@ -87,6 +87,7 @@ def evaluate(
     if output is not None:
         (output / "results.json").write_text(json.dumps(records, indent=2))
         (output / "results.md").write_text(report)
-        console.print(f"results written to {output}/results.json and results.md")
+        tradeoff_plot(records, output / "tradeoff.png")
+        console.print(f"results written to {output}/: results.json, results.md, tradeoff.png")
     if as_json:
         stdout.print(json.dumps(records, indent=2))

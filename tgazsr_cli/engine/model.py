@@ -27,6 +27,19 @@ PAPER_LOGIT_SCALE = 100.0  # spec §3: logit scale fixed at exp(ln 100)
 TEXT_BATCH = 256  # prompts encoded per text-tower forward when building class features
 
 _CONFIG_DIR = Path(__file__).parent / "model_configs"
+SHIPPED_WEIGHTS = Path(__file__).parent / "weights"  # `--pretrained tgazsr:NAME` (e.g. tgazsr:mini-clip)
+SHIPPED_PREFIX = "tgazsr:"
+
+
+def shipped_weights(pretrained: str) -> Path:
+    """The file behind a `tgazsr:NAME` pretrained value: weights shipped inside the package."""
+    name = pretrained.removeprefix(SHIPPED_PREFIX)
+    path = SHIPPED_WEIGHTS / f"{name}.safetensors"
+    if not path.is_file():
+        known = sorted(p.stem for p in SHIPPED_WEIGHTS.glob("*.safetensors"))
+        raise UsageError(f"no shipped weights '{pretrained}'{did_you_mean(name, known)}; "
+                         f"shipped: {', '.join(SHIPPED_PREFIX + k for k in known) or 'none'}")
+    return path
 _configs_registered = False
 
 
@@ -85,7 +98,9 @@ def resolve_model_spec(name: str, pretrained: str | None = None) -> ModelSpec:
         known = open_clip.list_models()
         raise UsageError(f"unknown model '{name}'{did_you_mean(name, known)}; `tgazsr models` lists them")
     preprocess: dict[str, Any] = {}
-    if pretrained:
+    if pretrained and pretrained.startswith(SHIPPED_PREFIX):
+        shipped_weights(pretrained)
+    elif pretrained:
         tag_cfg = open_clip.get_pretrained_cfg(name.replace("/", "-"), pretrained)
         if tag_cfg:
             preprocess = {k: tag_cfg[k] for k in ("mean", "std", "interpolation", "resize_mode") if k in tag_cfg}
@@ -138,11 +153,30 @@ def _load_pretrained(model: nn.Module, spec: ModelSpec) -> None:
                 "are you offline? pass a local weights file with --pretrained PATH"
             ) from exc
     else:
-        path = spec.pretrained
+        path = str(shipped_weights(spec.pretrained)) if spec.pretrained.startswith(SHIPPED_PREFIX) else spec.pretrained
+    if _is_tgazsr_checkpoint(path):
+        from tgazsr_cli.engine import checkpoint as ckpt
+
+        state = ckpt.load_checkpoint(path).model_state
+        ckpt.check_compatible(state, model.state_dict())
+        model.load_state_dict({k: v.float() for k, v in state.items()})
+        return
     try:  # open_clip's own loader: converts OpenAI/third-party layouts, weights_only=True for pickles
         open_clip.load_checkpoint(model, path, strict=True, weights_only=True)
     except Exception as exc:
         raise UsageError(f"could not load weights '{path}' into {spec.name}: {_first_line(exc)}") from exc
+
+
+def _is_tgazsr_checkpoint(path: str) -> bool:
+    if not path.endswith(".safetensors"):
+        return False
+    from tgazsr_cli.engine import checkpoint as ckpt
+
+    try:
+        ckpt.read_metadata(path)
+    except UsageError:
+        return False
+    return True
 
 
 def _first_line(exc: BaseException) -> str:

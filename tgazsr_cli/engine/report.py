@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 
@@ -53,3 +54,38 @@ def markdown_report(records: Sequence[dict[str, Any]]) -> str:
         markdown_table(records, "clean_accuracy", "Clean accuracy (%)"),
         threat_line(records) + f". Examples: {counts}.",
     ]) + "\n"
+
+
+def averages(records: Sequence[dict[str, Any]]) -> dict[str, tuple[float, float]]:
+    """Per model: (mean clean accuracy, mean robust accuracy) over its datasets, unweighted as in the paper."""
+    sums: dict[str, list[float]] = {}
+    for record in records:
+        entry = sums.setdefault(record["model"], [0.0, 0.0, 0.0])
+        entry[0] += record["clean_accuracy"]
+        entry[1] += record["robust_accuracy"]
+        entry[2] += 1
+    return {model: (clean / n, robust / n) for model, (clean, robust, n) in sums.items()}
+
+
+def tradeoff_plot(records: Sequence[dict[str, Any]], path: Path, title: str = "") -> Path:
+    """Robust vs clean average accuracy, one labelled point per model (the paper's trade-off figure)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    points = averages(records)
+    fig, axis = plt.subplots(figsize=(5.5, 4.2))
+    for model, (clean, robust) in points.items():
+        axis.scatter(clean, robust, s=60, label=model)
+        axis.annotate(model, (clean, robust), textcoords="offset points", xytext=(5, 5), fontsize=8)
+    axis.set_xlabel("clean accuracy, average over datasets (%)")
+    axis.set_ylabel("robust accuracy, average over datasets (%)")
+    axis.set_title(title or threat_line(records).replace("Threat model — ", ""), fontsize=7)
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

@@ -1,6 +1,9 @@
 """Attack registry: one module per attack, registered by name on import (spec §5)."""
 
+from tgazsr_cli.engine.attacks import apgd as _apgd  # noqa: F401  (registers apgd-ce, apgd-dlr, apgd-t)
+from tgazsr_cli.engine.attacks import fab as _fab  # noqa: F401  (registers fab-t)
 from tgazsr_cli.engine.attacks import pgd as _pgd  # noqa: F401  (registers pgd, cw)
+from tgazsr_cli.engine.attacks import square as _square  # noqa: F401  (registers square)
 from tgazsr_cli.engine.attacks.base import (
     ATTACK_HELP,
     ATTACKS,
@@ -11,14 +14,21 @@ from tgazsr_cli.engine.attacks.base import (
     get_attack,
     register_attack,
 )
+from tgazsr_cli.engine.attacks.sanity import sanity_checks
+from tgazsr_cli.engine.attacks.suites import SUITE_HELP, SUITES, get_suite, run_suite
 
 __all__ = [
     "ATTACKS",
     "ATTACK_HELP",
     "PRECISIONS",
+    "SUITES",
+    "SUITE_HELP",
     "Attack",
     "ThreatModel",
     "eval_mode",
     "get_attack",
+    "get_suite",
     "register_attack",
+    "run_suite",
+    "sanity_checks",
 ]

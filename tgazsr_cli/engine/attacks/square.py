@@ -34,7 +34,7 @@ def square_fraction(p_init: float, iteration: int, n_queries: int) -> float:
 
 
 def square_side(p: float, height: int, width: int) -> int:
-    return min(max(int(round(math.sqrt(p * height * width))), 1), height, width)
+    return min(max(round(math.sqrt(p * height * width)), 1), height, width)
 
 
 def margins(model: nn.Module, points: torch.Tensor, labels: torch.Tensor, threat: ThreatModel) -> torch.Tensor:
@@ -82,7 +82,7 @@ def square_run(
     generators: list[torch.Generator],
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One Square Attack run with `threat.steps` queries: the lowest-margin point per sample and its margin."""
-    n, channels, height, width = images.shape
+    _, channels, height, width = images.shape
     eps, n_queries = threat.eps_pixels, threat.steps
     stripes = seeded_uniform((channels, 1, width), generators, images.device)
     best = (images + eps * torch.where(stripes > 0.5, 1.0, -1.0)).clamp(0, 1)

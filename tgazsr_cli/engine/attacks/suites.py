@@ -78,7 +78,8 @@ def _check_threat(name: str, clean: torch.Tensor, adversarial: torch.Tensor, eps
     """The ensemble trusts no member: an attack that leaves the eps-ball or the box is a bug."""
     if adversarial.shape != clean.shape or not torch.isfinite(adversarial).all():
         raise RuntimeFailure(f"attack '{name}' returned malformed images")
-    if (adversarial - clean).abs().max() > eps + BOX_TOL or adversarial.min() < -BOX_TOL or adversarial.max() > 1 + BOX_TOL:
+    outside_ball = (adversarial - clean).abs().max() > eps + BOX_TOL
+    if outside_ball or adversarial.min() < -BOX_TOL or adversarial.max() > 1 + BOX_TOL:
         raise RuntimeFailure(f"attack '{name}' left the L-inf ball of {eps * 255:g}/255 or the [0, 1] box")
 
 
@@ -111,7 +112,8 @@ def run_suite_detailed(
     num_classes = int(logits.shape[1]) if logits is not None else 0
     robust = _predict(model, images) == labels if len(images) else torch.zeros(0, dtype=torch.bool)
     adversarial = images.clone()
-    result = SuiteResult(adversarial, {"clean": robust.clone()}, {i: "clean" for i in (~robust).nonzero().flatten().tolist()})
+    clean_misses = {i: "clean" for i in (~robust).nonzero().flatten().tolist()}
+    result = SuiteResult(adversarial, {"clean": robust.clone()}, clean_misses)
     for name, overrides in steps:
         key = _mask_key(name, result.robust)
         reason = _skip_reason(name, num_classes)

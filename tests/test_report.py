@@ -1,0 +1,45 @@
+"""Reports: the paper's table layout with averages and the threat model, and the trade-off plot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PIL import Image
+
+from tgazsr_cli.engine.report import averages, markdown_report, tradeoff_plot
+
+THREAT = {"eps": 1.0, "steps": 100, "step_size": 1.0, "restarts": 1, "random_start": True, "precision": "fp32"}
+
+
+def record(model: str, dataset: str, clean: float, robust: float) -> dict:
+    return {"model": model, "dataset": dataset, "clean_accuracy": clean, "robust_accuracy": robust,
+            "attack": "pgd", "threat": THREAT, "batch_size": 256, "num_examples": 100}
+
+
+RECORDS = [record("clip", "a", 80, 2), record("clip", "b", 60, 4), record("tga", "a", 70, 40),
+           record("tga", "b", 50, 30)]
+
+
+def test_markdown_has_datasets_as_columns_models_as_rows_and_averages() -> None:
+    text = markdown_report(RECORDS)
+    assert "| model | a | b | average |" in text
+    assert "| clip | 2.00 | 4.00 | 3.00 |" in text  # robust table comes first
+    assert "| tga | 70.00 | 50.00 | 60.00 |" in text  # clean table
+    assert "eps 1/255, 100 steps of 1/255" in text and "eval batch 256" in text
+
+
+def test_missing_cells_are_marked_and_excluded_from_the_average() -> None:
+    text = markdown_report([*RECORDS, record("fare", "a", 90, 10)])
+    assert "| fare | 10.00 | – | 10.00 |" in text
+
+
+def test_tradeoff_plot_is_a_png_with_one_point_per_model(tmp_path: Path) -> None:
+    assert averages(RECORDS) == {"clip": (70.0, 3.0), "tga": (60.0, 35.0)}
+    path = tradeoff_plot(RECORDS, tmp_path / "plot.png")
+    with Image.open(path) as image:
+        assert image.format == "PNG" and image.size == (660, 504)
+        colours = image.convert("RGB").getcolors(maxcolors=1 << 20)
+    assert len(colours) > 10  # something was drawn, not a blank canvas
+    import matplotlib.pyplot as plt
+
+    assert not plt.get_fignums()  # figures are closed after saving
