@@ -49,9 +49,12 @@ def markdown_table(records: Sequence[dict[str, Any]], key: str, title: str) -> s
 def markdown_report(records: Sequence[dict[str, Any]]) -> str:
     """Robust and clean accuracy tables (%), with the threat model and example counts."""
     counts = ", ".join(sorted({f"{r['dataset']} n={r['num_examples']}" for r in records}))
+    clean = markdown_table(records, "clean_accuracy", "Clean accuracy (%)")
+    if all(r["attack"] == "none" for r in records):
+        return clean + f"\n\nNo attack (clean evaluation only). Examples: {counts}.\n"
     return "\n\n".join([
         markdown_table(records, "robust_accuracy", "Robust accuracy (%)"),
-        markdown_table(records, "clean_accuracy", "Clean accuracy (%)"),
+        clean,
         threat_line(records) + f". Examples: {counts}.",
     ]) + "\n"
 
