@@ -40,7 +40,7 @@ def test_train_writes_checkpoints_recipe_and_metrics(run_dir: Path) -> None:
     meta = read_metadata(run_dir / "final.safetensors")
     assert meta["method"] == "tga-zsr" and meta["step"] == 6 and meta["kind"] == "model"
     assert meta["model_name"] == "tgazsr-tiny" and meta["recipe"]["loss"]["alpha"] == 0.08
-    assert {"torch", "open_clip_torch", "safetensors"} <= set(meta["versions"])
+    assert {"torch", "open_clip", "safetensors"} <= set(meta["versions"])
     assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == [
         "step-00000003.safetensors", "step-00000006.safetensors"]
     lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]

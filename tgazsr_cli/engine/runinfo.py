@@ -1,23 +1,10 @@
-"""Facts about the running environment that results and checkpoints record."""
+"""Which device to run on."""
 
 from __future__ import annotations
-
-import platform
-from importlib import metadata
 
 import torch
 
 from tgazsr_cli.engine.errors import UsageError
-
-
-def library_versions() -> dict[str, str]:
-    versions = {"python": platform.python_version()}
-    for package in ("tgazsr", "torch", "open_clip_torch", "safetensors", "datasets"):
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            versions[package] = "unknown"
-    return versions
 
 
 def pick_device(requested: str = "auto") -> torch.device:

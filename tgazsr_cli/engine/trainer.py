@@ -24,7 +24,7 @@ from tgazsr_cli.engine.methods import TrainingMethod, build_method
 from tgazsr_cli.engine.model import ClipClassifier, load_classifier
 from tgazsr_cli.engine.progress import Progress, SilentProgress
 from tgazsr_cli.engine.recipe import Recipe, recipe_from_dict
-from tgazsr_cli.engine.runinfo import library_versions, pick_device
+from tgazsr_cli.engine.runinfo import pick_device
 from tgazsr_cli.engine.schedule import learning_rate
 
 CHECKPOINT_DIR = "checkpoints"
@@ -131,7 +131,6 @@ class Trainer:
             "epoch": self.step // self.batches_per_epoch,
             "total_steps": self.total_steps,
             "classnames": self.model.classnames,
-            "versions": library_versions(),
             "scheduler": {"name": self.recipe.optim.schedule, "step": self.step},
             "extra": {"skipped_steps": self.skipped_steps, "skipped_images": self.skipped_images},
         }

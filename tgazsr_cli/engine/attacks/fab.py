@@ -95,7 +95,7 @@ def fab_run(
     """One FAB run from images + start: the smallest adversarial point found per sample and its L-inf norm."""
     current = (images + start).clamp(0, 1)
     best = images.clone()
-    best_norm = torch.full((len(images),), float("inf"), device=images.device)
+    best_norm = torch.full((len(images),), float("inf"), device=images.device, dtype=images.dtype)
     for _ in range(n_iter):
         gap, grad = boundary.gap_and_grad(current)
         to_plane = linf_box_projection(current, grad, gap)
@@ -134,7 +134,7 @@ def fab_targeted(
         require_classes("fab-t", logits.shape[1], 2)
         targets = ranked_targets(logits, labels, min(n_targets, logits.shape[1] - 1))
         best = images.clone()
-        best_norm = torch.full((len(images),), float("inf"), device=images.device)
+        best_norm = torch.full((len(images),), float("inf"), device=images.device, dtype=images.dtype)
         best_norm[logits.argmax(dim=1) != labels] = 0.0  # already misclassified: the clean image is minimal
         for rank in range(targets.shape[1]):
             for restart in range(threat.restarts):
