@@ -16,6 +16,7 @@ $(BIN)/python:
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q $(TORCH)
 	$(BIN)/python -m pip install -q -e ".[test]"
+	$(BIN)/python -m pip install -q scipy && $(BIN)/python -m pip install -q --no-deps torchattacks==3.5.1
 	touch $@
 
 install: $(VENV)/.installed
@@ -25,7 +26,7 @@ demo: install
 
 test: install
 	$(BIN)/ruff check tgazsr_cli tests scripts bench
-	$(BIN)/python -m pytest
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -W ignore::UserWarning
 
 lint: install
 	$(BIN)/ruff check tgazsr_cli tests scripts bench

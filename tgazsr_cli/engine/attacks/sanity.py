@@ -107,6 +107,10 @@ def sanity_checks(
     entered_training = model.training
     with torch.no_grad(), eval_mode(model):
         first, second = model(images), model(images)
+        switched = any(module.training for module in model.modules())
+    if switched:
+        warnings.append("the model puts itself (or a submodule) in train mode when called, so attacks cannot keep "
+                        "it in eval mode; fix its forward")
     for warning in (probability_warning(first), randomness_warning(first, second),
                     zero_gradient_warning(model, images, labels, zero_grad_share)):
         if warning:

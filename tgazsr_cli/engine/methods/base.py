@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from tgazsr_cli.engine.attacks import ThreatModel
-from tgazsr_cli.engine.errors import unknown_name
+from tgazsr_cli.engine.errors import UsageError, unknown_name
 from tgazsr_cli.engine.model import ClipClassifier
 from tgazsr_cli.engine.recipe import Recipe, build_section
 
@@ -80,7 +80,12 @@ def get_method(name: str) -> type[TrainingMethod]:
 def build_method(
     model: ClipClassifier, recipe: Recipe, class_templates: list[list[str]] | None = None
 ) -> TrainingMethod:
-    method = get_method(recipe.method)(model, recipe)
+    name = recipe.method
+    if recipe.loss.attention == "visual":  # reference `--atten_methods visual`
+        if name not in ("tga-zsr", "vision-tga"):
+            raise UsageError(f"loss.attention=visual applies to tga-zsr only, not to '{name}'")
+        name = "vision-tga"
+    method = get_method(name)(model, recipe)
     method.class_templates = class_templates
     method.setup()
     return method

@@ -17,7 +17,7 @@ from tgazsr_cli.engine.methods.base import LossOutput, TrainingMethod, register_
 class FtClean(TrainingMethod):
     name = "ft-clean"
     description = "Fine-tune the image tower with the in-batch CLIP contrastive loss on clean images"
-    source = "TGA-ZSR authors' FT.py (VPbaseline 0), NeurIPS 2024"
+    source = "TGA-ZSR authors' FT.py (--VPbaseline 1: no attack)"
     adversarial = False
 
     def loss(self, images: torch.Tensor, labels: torch.Tensor) -> LossOutput:
@@ -32,5 +32,5 @@ class FtClean(TrainingMethod):
 class FtAdv(FtClean):
     name = "ft-adv"
     description = "In-batch CLIP contrastive fine-tuning on PGD adversarial images"
-    source = "TGA-ZSR authors' FT.py (VPbaseline 1), NeurIPS 2024"
+    source = "TGA-ZSR authors' FT.py (--VPbaseline 0: PGD images)"
     adversarial = True
