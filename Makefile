@@ -25,11 +25,11 @@ demo: install
 	PATH="$(abspath $(BIN)):$$PATH" bash scripts/demo.sh $(DEMO_DIR)
 
 test: install
-	$(BIN)/ruff check tgazsr_cli tests scripts bench
+	$(BIN)/ruff check tgazsr_cli tests scripts
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -W ignore::UserWarning
 
 lint: install
-	$(BIN)/ruff check tgazsr_cli tests scripts bench
+	$(BIN)/ruff check tgazsr_cli tests scripts
 
 clean-demo:
 	rm -rf $(DEMO_DIR)
