@@ -76,30 +76,27 @@ def test_resume_without_checkpoint_and_overwrite_are_refused(data_dir: Path, tmp
     assert (empty / "notes.txt").read_text() == "mine"
 
 
-def test_non_finite_loss_stops_or_skips(data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    trainer = Trainer(recipe_for(data_dir), tmp_path / "stop")
+def poison_step(trainer: Trainer, step: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the method's loss NaN at one optimiser step."""
     real_loss = trainer.method.loss
 
     def poisoned(images: torch.Tensor, labels: torch.Tensor):
         output = real_loss(images, labels)
-        if trainer.step == 3:
+        if trainer.step == step:
             output.total = output.total * float("nan")
         return output
 
     monkeypatch.setattr(trainer.method, "loss", poisoned)
+
+
+def test_non_finite_loss_stops_or_skips(data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    trainer = Trainer(recipe_for(data_dir), tmp_path / "stop")
+    poison_step(trainer, 3, monkeypatch)
     with pytest.raises(RuntimeFailure, match="step 3: loss is nan"):
         trainer.run()
     assert sorted(p.name for p in (tmp_path / "stop" / "checkpoints").iterdir()) == ["step-00000002.safetensors"]
 
     skipping = Trainer(recipe_for(data_dir, "train.on_nonfinite=skip"), tmp_path / "skip")
-    real_skip_loss = skipping.method.loss
-
-    def poisoned_skip(images: torch.Tensor, labels: torch.Tensor):
-        output = real_skip_loss(images, labels)
-        if skipping.step == 3:
-            output.total = output.total * float("nan")
-        return output
-
-    monkeypatch.setattr(skipping.method, "loss", poisoned_skip)
+    poison_step(skipping, 3, monkeypatch)
     result = skipping.run()
     assert result.steps == 6 and result.skipped_steps == 1

@@ -10,8 +10,7 @@ import torch
 from tgazsr_cli.engine import checkpoint as ckpt
 from tgazsr_cli.engine.errors import UsageError
 from tgazsr_cli.engine.model import ClipClassifier, ModelSpec, build_clip, load_classifier, make_tokenizer
-
-FINAL_NAME = "final.safetensors"
+from tgazsr_cli.engine.trainer import FINAL_NAME
 
 
 @dataclass

@@ -244,14 +244,18 @@ class ClipClassifier(nn.Module):
         """Unnormalised CLS (pooled, projected) image embedding of [0, 1] images."""
         return self.visual(self.normalize(images))
 
-    def encode_image_tokens(self, images: torch.Tensor) -> torch.Tensor:
-        """All final tokens after ln_post and proj, CLS first: [B, 1 + N, D] (spec §1, step 1 of §2)."""
-        visual = self.visual
-        if not _is_plain_vit(visual):
+    def require_patch_tokens(self) -> None:
+        """Fail early, with a usable message, for image towers that have no CLS + patch tokens."""
+        if not _is_plain_vit(self.visual):
             raise UsageError(
-                f"text-guided attention needs a ViT image tower with a CLS token; {type(visual).__name__} "
+                f"text-guided attention needs a ViT image tower with a CLS token; {type(self.visual).__name__} "
                 "has none (use a method without attention losses, e.g. tecoa)"
             )
+
+    def encode_image_tokens(self, images: torch.Tensor) -> torch.Tensor:
+        """All final tokens after ln_post and proj, CLS first: [B, 1 + N, D] (spec §1, step 1 of §2)."""
+        self.require_patch_tokens()
+        visual = self.visual
         x = visual._embeds(self.normalize(images))
         x = visual.transformer(x)
         if visual.final_ln_after_pool:

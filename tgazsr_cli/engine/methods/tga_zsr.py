@@ -26,7 +26,7 @@ class TgaZsr(TrainingMethod):
         super().setup()
         loss = self.recipe.loss
         if loss.alpha or loss.beta:
-            self.model.encode_image_tokens  # noqa: B018 - fail early on towers without patch tokens
+            self.model.require_patch_tokens()
             self.teacher = self.model.frozen_image_copy()
 
     def attention(self, model, tokens: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
