@@ -25,11 +25,16 @@ demo: install
 	PATH="$(abspath $(BIN)):$$PATH" bash scripts/demo.sh $(DEMO_DIR)
 
 test: install
-	$(BIN)/ruff check tgazsr_cli tests scripts
+	$(BIN)/ruff check tgazsr_cli tests scripts bench
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -W ignore::UserWarning
 
 lint: install
-	$(BIN)/ruff check tgazsr_cli tests scripts
+	$(BIN)/ruff check tgazsr_cli tests scripts bench
+
+# CPU benchmarks against the reference code's computation pattern and torchattacks (bench/README.md).
+bench: install
+	OMP_NUM_THREADS=2 $(BIN)/python bench/train_step.py --warmup 0 --steps 1 --threads 2
+	OMP_NUM_THREADS=2 $(BIN)/python bench/pgd_eval.py --batch 8 --steps 10 --repeats 2 --warmup 0 --threads 2
 
 clean-demo:
 	rm -rf $(DEMO_DIR)

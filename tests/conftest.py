@@ -25,3 +25,22 @@ def batch() -> tuple[torch.Tensor, torch.Tensor]:
     images = torch.rand(6, 3, 28, 28, generator=generator)
     labels = torch.tensor([0, 1, 2, 3, 0, 1])
     return images, labels
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_text_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Evaluations in tests cache text features in a temporary folder, never in the user's ~/.cache."""
+    import os
+
+    os.environ["TGAZSR_CACHE"] = str(tmp_path_factory.mktemp("tgazsr-cache"))
+
+
+@pytest.fixture
+def offline_hf(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No network for `datasets` / the hub, and `datasets`' cache inside tmp_path (data-layer tests use it)."""
+    import datasets
+
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf-cache")

@@ -136,7 +136,7 @@ def test_print_config_shows_the_resolved_recipe(capsys: pytest.CaptureFixture[st
     (["train", "--train-eps", "300"], 2, "units of 1/255"),
     (["eval", "--checkpoint", "/nonexistent/run"], 2, "does not exist"),
     (["eval", "--model", "ViT-B-99"], 2, "unknown model 'ViT-B-99'"),
-    (["eval", "--model", "tgazsr-tiny", "--attack", "pgdd"], 2, "unknown attack 'pgdd'"),
+    (["eval", "--model", "tgazsr-tiny", "--attack", "pgdd"], 2, "unknown attack or attack suite 'pgdd'"),
     (["eval", "--model", "tgazsr-tiny", "--eps", "-1"], 2, "eps must be in"),
     (["attack", "--model", "tgazsr-tiny", "--dataset", "no-such-set"], 2, "unknown dataset"),
     (["visualize-attention", "/no/such.png", "--model", "tgazsr-tiny", "--classes", "a,b"], 2, "does not exist"),

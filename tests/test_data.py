@@ -105,13 +105,7 @@ def decoded(data) -> list[tuple[torch.Tensor, int]]:
     return [data.dataset[i] for i in range(len(data.dataset))]
 
 
-@pytest.fixture(autouse=True)
-def offline_datasets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """No network, and `datasets`' cache inside tmp_path."""
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
-    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf-cache")
+pytestmark = pytest.mark.usefixtures("offline_hf")
 
 
 @pytest.fixture

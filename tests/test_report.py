@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
 from tgazsr_cli.engine.report import averages, markdown_report, tradeoff_plot
@@ -43,3 +44,36 @@ def test_tradeoff_plot_is_a_png_with_one_point_per_model(tmp_path: Path) -> None
     import matplotlib.pyplot as plt
 
     assert not plt.get_fignums()  # figures are closed after saving
+
+
+def test_plot_draws_one_colour_per_model_and_a_point_per_attack(tmp_path: Path) -> None:
+    from matplotlib.colors import to_rgb
+
+    from tgazsr_cli.engine.report import SERIES_COLOURS, tradeoff_points
+
+    records = [{**record(model, d, 50 + i, 10 + i), "attack": attack}
+               for i, model in enumerate(["clip", "tecoa", "tga"]) for d in ("a", "b") for attack in ("pgd", "cw")]
+    assert len(tradeoff_points(records)) == 6
+    path = tradeoff_plot(records, tmp_path / "plot.png")
+    with Image.open(path) as image:
+        assert image.format == "PNG" and image.size == (660, 504)
+        present = {colour for _, colour in image.convert("RGB").getcolors(maxcolors=1 << 20)}
+
+    def drawn(name: str) -> bool:
+        return tuple(round(255 * c) for c in to_rgb(name)) in present
+
+    assert [drawn(c) for c in SERIES_COLOURS[:4]] == [True, True, True, False]  # three series, not four
+
+
+def test_csv_and_summary_carry_averages_and_the_harmonic_mean() -> None:
+    from tgazsr_cli.engine.report import csv_report, harmonic_mean, summary
+
+    rows = {(r.model, r.attack): r for r in summary(RECORDS)}
+    assert rows[("tga", "pgd")].clean == 60 and rows[("tga", "pgd")].robust == 35
+    assert rows[("tga", "pgd")].harmonic == pytest.approx(2 * 60 * 35 / 95)
+    assert harmonic_mean(80, 0) == 0
+    lines = csv_report(RECORDS).splitlines()
+    assert lines[0] == "model,metric,attack,a,b,average,harmonic_mean"
+    assert lines[1] == "clip,clean,,80.0000,60.0000,70.0000,"
+    assert lines[4] == f"tga,robust,pgd,40.0000,30.0000,35.0000,{2 * 60 * 35 / 95:.4f}"
+    assert "| tga | pgd | 60.00 | 35.00 | 44.21 | 47.50 | 2 |" in markdown_report(RECORDS)

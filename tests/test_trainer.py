@@ -100,3 +100,41 @@ def test_non_finite_loss_stops_or_skips(data_dir: Path, tmp_path: Path, monkeypa
     poison_step(skipping, 3, monkeypatch)
     result = skipping.run()
     assert result.steps == 6 and result.skipped_steps == 1
+
+
+def loss_and_grads(trainer: Trainer, images: torch.Tensor, labels: torch.Tensor):
+    torch.manual_seed(7)  # the same attack random start for both runs
+    total, _ = trainer.loss_module(images, labels)
+    total.backward()
+    return total.detach(), [p.grad.clone() for p in trainer.params]
+
+
+def test_grad_checkpointing_gives_the_same_loss_and_gradients(data_dir: Path, tmp_path: Path) -> None:
+    plain = Trainer(recipe_for(data_dir), tmp_path / "plain")
+    checkpointed = Trainer(recipe_for(data_dir, "train.grad_checkpointing=true"), tmp_path / "checkpointed")
+    assert checkpointed.model.visual.transformer.grad_checkpointing
+    assert not plain.model.visual.transformer.grad_checkpointing
+    with torch.no_grad():  # start away from the teacher: at equality the L_AMC gradient is arbitrary (spec §11)
+        for a, b in zip(plain.params, checkpointed.params, strict=True):
+            a.add_(0.01 * torch.sin(torch.arange(a.numel(), dtype=a.dtype).view_as(a)))
+            b.copy_(a)
+    images, labels = torch.rand(4, 3, 28, 28, generator=torch.Generator().manual_seed(3)), torch.tensor([0, 1, 2, 3])
+    loss_a, grads_a = loss_and_grads(plain, images, labels)
+    loss_b, grads_b = loss_and_grads(checkpointed, images, labels)
+    torch.testing.assert_close(loss_b, loss_a, rtol=1e-6, atol=1e-7)
+    for a, b in zip(grads_a, grads_b, strict=True):
+        torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-7)
+
+
+def test_broken_images_are_skipped_and_counted_or_stop_the_run(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    make_image_folder(data, per_class=8, size=32)
+    for name in ("red_circle", "blue_square"):
+        (data / name / "zz-broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    result = Trainer(recipe_for(data, "optim.max_steps=8", "optim.epochs=2"), tmp_path / "skip").run()
+    assert result.steps == 8 and result.skipped_images >= 1  # counted, and the run finished
+    stopping = Trainer(recipe_for(data, "optim.max_steps=8", "optim.epochs=2", "data.on_broken=fail"),
+                       tmp_path / "fail")
+    with pytest.raises(RuntimeFailure, match=r"could not be decoded \(batch \d+\)"):
+        stopping.run()
+    assert stopping.step < 8

@@ -13,7 +13,7 @@ import typer
 from rich.markup import escape
 
 from tgazsr_cli import __version__
-from tgazsr_cli.cli import attack, evaluate, listing, train, visualize
+from tgazsr_cli.cli import attack, convert, evaluate, listing, train, visualize
 from tgazsr_cli.cli.console import console
 
 app = typer.Typer(
@@ -29,6 +29,7 @@ app.command("eval")(evaluate.evaluate)
 app.command("attack")(attack.attack)
 app.command("visualize-attention")(visualize.visualize_attention)
 app.command("export")(train.export)
+app.command("convert")(convert.convert)
 app.command("methods")(listing.methods)
 app.command("attacks")(listing.attacks)
 app.command("datasets")(listing.datasets)

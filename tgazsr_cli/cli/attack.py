@@ -16,10 +16,11 @@ def attack(
     dataset: str = typer.Option(..., "--dataset", "-d", help="Dataset name or local path to draw images from."),
     data_dir: str | None = typer.Option(None, help="Local copy of the dataset."),
     split: str = typer.Option("test", help="Split to draw from."),
-    attack_name: str = typer.Option("pgd", "--attack", help="Attack (`tgazsr attacks`)."),
+    attack_name: str = typer.Option("pgd", "--attack", "-a", help="Attack or attack suite (`tgazsr attacks`)."),
     eps: float = typer.Option(1.0, help="L-inf radius in /255."),
     steps: int = typer.Option(100, help="Attack iterations."),
     step_size: float = typer.Option(1.0, help="Step size in /255."),
+    restarts: int = typer.Option(1, min=1, help="Random restarts per attack (suites set their own)."),
     attack_precision: str = typer.Option("fp32", help="Forward precision during the attack: fp32, bf16 or fp16."),
     num_examples: int = typer.Option(16, "--num-examples", "-n", min=1, help="How many examples to attack."),
     seed: int = typer.Option(0, help="Seed of the random start."),
@@ -28,14 +29,15 @@ def attack(
 ) -> None:
     """Attack examples of a dataset and write them as PNGs, one safetensors file and predictions.json."""
     from tgazsr_cli.engine.adversarial import attack_and_save
-    from tgazsr_cli.engine.attacks import ThreatModel, get_attack
+    from tgazsr_cli.engine.attacks import ThreatModel, resolve_attack
     from tgazsr_cli.engine.data import load_image_dataset
     from tgazsr_cli.engine.errors import UsageError
     from tgazsr_cli.engine.loading import load_model
     from tgazsr_cli.engine.runinfo import pick_device
 
-    threat = ThreatModel(eps=eps, steps=steps, step_size=step_size, precision=attack_precision, seed=seed)
-    get_attack(attack_name)
+    threat = ThreatModel(eps=eps, steps=steps, step_size=step_size, restarts=restarts,
+                         precision=attack_precision, seed=seed)
+    resolve_attack(attack_name)
     if output.exists() and not output.is_dir():
         raise UsageError(f"output {output} exists and is not a folder")
     loaded = load_model(checkpoint=str(checkpoint) if checkpoint else None, model=model, pretrained=pretrained,

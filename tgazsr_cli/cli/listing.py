@@ -26,10 +26,12 @@ def methods() -> None:
 
 
 def attacks() -> None:
-    """List the attacks."""
-    from tgazsr_cli.engine.attacks import ATTACK_HELP
+    """List the attacks and the attack suites."""
+    from tgazsr_cli.engine.attacks import ATTACK_HELP, SUITE_HELP
 
-    _table("attacks", ["name", "description"], [[name, text] for name, text in sorted(ATTACK_HELP.items())])
+    rows = [[name, "attack", text] for name, text in sorted(ATTACK_HELP.items())]
+    rows += [[name, "suite", text] for name, text in SUITE_HELP.items()]
+    _table("attacks", ["name", "kind", "description"], rows)
 
 
 def datasets() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 from typing import Any
@@ -75,19 +76,33 @@ def train(
         typer.echo(resolved.to_yaml(), nl=False)
         return
 
+    from tgazsr_cli.engine import distributed
+    from tgazsr_cli.engine.runinfo import pick_device
     from tgazsr_cli.engine.trainer import Trainer, TrainingInterrupted, prepare_run_dir
 
-    if resume is None:
-        prepare_run_dir(run_dir, resume=False)
-    console.print(f"[bold]{resolved.method}[/bold] on {resolved.data.dataset} → {run_dir}")
-    with RichProgress() as progress:
-        trainer = Trainer(resolved, run_dir, progress=progress)
-        try:
-            result = trainer.run(resume=resume is not None)
-        except TrainingInterrupted as exc:
-            console.print(f"[yellow]interrupted[/yellow]: resumable checkpoint written to {exc.checkpoint}; "
-                          f"continue with `tgazsr train --resume {run_dir}`")
-            raise typer.Exit(130) from None
+    # under torchrun: join the process group, and let every rank use rank 0's run directory
+    distributed.init_from_env(pick_device(resolved.train.device))
+    try:
+        run_dir = distributed.broadcast_object(run_dir)
+        main = distributed.is_main_process()
+        if resume is None:
+            distributed.run_on_main(lambda: prepare_run_dir(run_dir, resume=False))
+        if main:
+            processes = f" ({distributed.world_size()} processes)" if distributed.is_distributed() else ""
+            console.print(f"[bold]{resolved.method}[/bold] on {resolved.data.dataset} → {run_dir}{processes}")
+        with RichProgress() if main else contextlib.nullcontext() as progress:
+            trainer = Trainer(resolved, run_dir, progress=progress)
+            try:
+                result = trainer.run(resume=resume is not None)
+            except TrainingInterrupted as exc:
+                if main:
+                    console.print(f"[yellow]interrupted[/yellow]: resumable checkpoint written to {exc.checkpoint}; "
+                                  f"continue with `tgazsr train --resume {run_dir}`")
+                raise typer.Exit(130) from None
+    finally:
+        distributed.shutdown()
+    if not main:
+        return
     parts = "  ".join(f"{k} {v:.4g}" for k, v in result.last_parts.items())
     console.print(f"done: {result.steps} steps in {result.seconds:.1f} s; last step: {parts}")
     if result.skipped_steps or result.skipped_images:

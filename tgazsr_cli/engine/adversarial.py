@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from tgazsr_cli.engine.attacks import ThreatModel, get_attack
+from tgazsr_cli.engine.attacks import ThreatModel, resolve_attack
 from tgazsr_cli.engine.data import ImageClassificationData
 from tgazsr_cli.engine.model import ClipClassifier
 
@@ -41,8 +41,8 @@ def attack_and_save(
     num_examples: int,
     batch_size: int = 64,
 ) -> AttackSummary:
-    """Attack the first `num_examples` examples of `data` and save what came out."""
-    attack_fn = get_attack(attack)
+    """Attack the first `num_examples` examples of `data` with an attack or suite and save what came out."""
+    attack_fn = resolve_attack(attack)
     model.set_classes(data.classnames, data.templates)
     model.eval()
     out_dir.mkdir(parents=True, exist_ok=True)

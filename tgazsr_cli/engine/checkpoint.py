@@ -464,6 +464,16 @@ def _unwrap(obj: Any) -> Any:
     return obj
 
 
+def read_weights_file(path: Path | str) -> Any:
+    """The raw content of a weights file: safetensors tensors, or a pickle read with weights_only=True."""
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"weights file '{path}' does not exist")
+    if path.suffix == ".safetensors" or _looks_like_safetensors(path):
+        return _read_tensors(path)
+    return _torch_load_weights_only(path)
+
+
 def load_foreign_state_dict(path: Path | str) -> dict[str, torch.Tensor]:
     """Weights from elsewhere: safetensors, or a pickle read with weights_only=True (never anything else)."""
     path = Path(path)

@@ -32,6 +32,9 @@ def checkpoint_in(path: Path) -> Path:
         return latest
     if not path.is_file():
         raise UsageError(f"checkpoint '{path}' does not exist")
+    if path.suffix != ".safetensors":
+        raise UsageError(f"'{path}' is not a tgazsr checkpoint; evaluate published weights with --model ViT-B-32 "
+                         f"--pretrained openai+{path}, or convert them once with `tgazsr convert`")
     return path
 
 

@@ -13,13 +13,16 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from tgazsr_cli.engine.errors import RuntimeFailure, UsageError, did_you_mean
+
+if TYPE_CHECKING:
+    from tgazsr_cli.engine.text_cache import TextFeatureCache
 
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -98,19 +101,21 @@ def resolve_model_spec(name: str, pretrained: str | None = None) -> ModelSpec:
         known = open_clip.list_models()
         raise UsageError(f"unknown model '{name}'{did_you_mean(name, known)}; `tgazsr models` lists them")
     preprocess: dict[str, Any] = {}
-    if pretrained and pretrained.startswith(SHIPPED_PREFIX):
-        shipped_weights(pretrained)
-    elif pretrained:
-        tag_cfg = open_clip.get_pretrained_cfg(name.replace("/", "-"), pretrained)
+    for part in pretrained_layers(pretrained):
+        if part.startswith(SHIPPED_PREFIX):
+            shipped_weights(part)
+            continue
+        tag_cfg = open_clip.get_pretrained_cfg(name.replace("/", "-"), part)
         if tag_cfg:
-            preprocess = {k: tag_cfg[k] for k in ("mean", "std", "interpolation", "resize_mode") if k in tag_cfg}
+            preprocess = preprocess or {k: tag_cfg[k] for k in ("mean", "std", "interpolation", "resize_mode")
+                                        if k in tag_cfg}
             if tag_cfg.get("quick_gelu"):
                 model_cfg = {**model_cfg, "quick_gelu": True}  # OpenAI weights were trained with QuickGELU
-        elif not Path(pretrained).is_file():
+        elif not Path(part).expanduser().is_file():
             tags = open_clip.list_pretrained_tags_by_model(name.replace("/", "-"))
             raise UsageError(
-                f"'{pretrained}' is neither a pretrained tag of {name} nor a file"
-                f"{did_you_mean(pretrained, tags)}; tags: {', '.join(tags) or 'none'}"
+                f"'{part}' is neither a pretrained tag of {name} nor a file"
+                f"{did_you_mean(part, tags)}; tags: {', '.join(tags) or 'none'}"
             )
     return ModelSpec(name, pretrained, model_cfg, preprocess)
 
@@ -137,23 +142,41 @@ def _needs_custom_text(model_cfg: dict[str, Any]) -> bool:
     return bool(model_cfg.get("custom_text")) or "hf_model_name" in model_cfg.get("text_cfg", {})
 
 
+def pretrained_layers(pretrained: str | None) -> list[str]:
+    """`BASE+FILE[+FILE...]`: weights loaded in order, each over the last (e.g. `openai+tecoa.pth.tar`: OpenAI's
+    CLIP with a published robust image tower on top). A value whose parts are not all tags or files is one."""
+    if not pretrained:
+        return []
+    parts = pretrained.split("+")
+    if len(parts) > 1 and all(p and (Path(p).expanduser().is_file() or ("/" not in p and "." not in p))
+                              for p in parts):
+        return parts
+    return [pretrained]
+
+
 def _load_pretrained(model: nn.Module, spec: ModelSpec) -> None:
+    assert spec.pretrained is not None
+    layers = pretrained_layers(spec.pretrained)
+    for index, layer in enumerate(layers):
+        _load_layer(model, spec, layer, base_loaded=index > 0)
+
+
+def _load_layer(model: nn.Module, spec: ModelSpec, pretrained: str, *, base_loaded: bool) -> None:
     import open_clip
     from open_clip.pretrained import download_pretrained
 
     name = spec.name.replace("/", "-")
-    assert spec.pretrained is not None
-    tag_cfg = open_clip.get_pretrained_cfg(name, spec.pretrained)
+    tag_cfg = open_clip.get_pretrained_cfg(name, pretrained)
     if tag_cfg:
         try:
             path = download_pretrained(tag_cfg)
         except Exception as exc:  # the hub raises many types; all mean "could not fetch"
             raise RuntimeFailure(
-                f"could not download pretrained weights '{spec.pretrained}' for {spec.name} ({type(exc).__name__}); "
+                f"could not download pretrained weights '{pretrained}' for {spec.name} ({type(exc).__name__}); "
                 "are you offline? pass a local weights file with --pretrained PATH"
             ) from exc
     else:
-        path = str(shipped_weights(spec.pretrained)) if spec.pretrained.startswith(SHIPPED_PREFIX) else spec.pretrained
+        path = str(shipped_weights(pretrained)) if pretrained.startswith(SHIPPED_PREFIX) else pretrained
     if _is_tgazsr_checkpoint(path):
         from tgazsr_cli.engine import checkpoint as ckpt
 
@@ -161,10 +184,29 @@ def _load_pretrained(model: nn.Module, spec: ModelSpec) -> None:
         ckpt.check_compatible(state, model.state_dict())
         model.load_state_dict({k: v.float() for k, v in state.items()})
         return
-    try:  # open_clip's own loader: converts OpenAI/third-party layouts, weights_only=True for pickles
-        open_clip.load_checkpoint(model, path, strict=True, weights_only=True)
-    except Exception as exc:
-        raise UsageError(f"could not load weights '{path}' into {spec.name}: {_first_line(exc)}") from exc
+    if not base_loaded:
+        try:  # open_clip's own loader: converts OpenAI/third-party layouts, weights_only=True for pickles
+            open_clip.load_checkpoint(model, path, strict=True, weights_only=True)
+            return
+        except Exception:  # the published-layout reader below says why, more precisely
+            pass
+    _load_published_layer(model, spec, path, base_loaded)
+
+
+def _load_published_layer(model: nn.Module, spec: ModelSpec, path: str, base_loaded: bool) -> None:
+    """Released robust-CLIP files (TeCoA, PMG-AFT, TGA-ZSR layouts); an image tower alone needs a base."""
+    from tgazsr_cli.engine.checkpoint import read_weights_file
+    from tgazsr_cli.engine.published import apply_weights, find_clip_weights
+
+    try:
+        found = find_clip_weights(read_weights_file(path), model, path)
+    except UsageError as exc:
+        raise UsageError(f"could not load weights '{path}' into {spec.name}: {exc}") from None
+    if found.towers != "full" and not base_loaded:
+        raise UsageError(
+            f"'{path}' holds only an image tower ({found.source_key}); name the weights of the rest first, "
+            f"e.g. --pretrained openai+{path} (the tag the image tower was fine-tuned from)")
+    apply_weights(model, found)
 
 
 def _is_tgazsr_checkpoint(path: str) -> bool:
@@ -227,6 +269,7 @@ class ClipClassifier(nn.Module):
         self.register_buffer("text_features", torch.empty(0), persistent=False)
         self.classnames: list[str] = []
         self._text_cache: dict[tuple[tuple[str, ...], tuple[str, ...]], torch.Tensor] = {}
+        self.disk_cache: TextFeatureCache | None = None  # see use_disk_cache (evaluation only)
 
     # -- image side -------------------------------------------------------------------------------
     @property
@@ -290,11 +333,25 @@ class ClipClassifier(nn.Module):
         key = (tuple(classnames), tuple(templates))
         cached = self._text_cache.get(key)
         if cached is None or cached.device != self.mean.device:
-            embeddings = self.encode_prompts(build_prompts(classnames, templates))
-            embeddings = embeddings.view(len(classnames), len(templates), -1).mean(dim=1)
-            cached = F.normalize(embeddings, dim=-1)
+            cached = self.disk_cache.load(classnames, templates) if self.disk_cache else None
+            if cached is None:
+                embeddings = self.encode_prompts(build_prompts(classnames, templates))
+                embeddings = embeddings.view(len(classnames), len(templates), -1).mean(dim=1)
+                cached = F.normalize(embeddings, dim=-1)
+                if self.disk_cache:
+                    self.disk_cache.store(classnames, templates, cached)
+            cached = cached.to(self.mean.device)
             self._text_cache[key] = cached
         return cached
+
+    def use_disk_cache(self, directory: Path | None = None) -> TextFeatureCache:
+        """Keep class text features on disk across runs. Only for a frozen text tower: the key fingerprints
+        the tower's weights as they are now."""
+        from tgazsr_cli.engine.text_cache import TextFeatureCache, default_cache_dir, text_tower_fingerprint
+
+        fingerprint = text_tower_fingerprint(self.clip, self.spec.model_cfg)
+        self.disk_cache = TextFeatureCache(directory or default_cache_dir(), fingerprint)
+        return self.disk_cache
 
     def set_classes(self, classnames: Sequence[str], templates: Sequence[str]) -> None:
         """Select the class set that `forward` scores against (text features built once, then cached)."""

@@ -37,6 +37,7 @@ class DataConfig:
     batch_size: int = 128
     num_workers: int = 4
     limit: int | None = None
+    on_broken: str = "skip"  # an image that cannot be decoded: skip and count it, or fail the run
 
 
 @dataclass
@@ -81,6 +82,8 @@ class TrainConfig:
     deterministic: bool = False
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     on_nonfinite: str = "stop"  # stop (last good checkpoint kept) | skip (step skipped and counted)
+    compile: bool = False  # torch.compile the image towers' transformer (slow first steps, faster after)
+    grad_checkpointing: bool = False  # recompute image-tower activations in backward: less memory, slower
 
 
 @dataclass
@@ -126,6 +129,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "optim.schedule": ("cosine", "constant"),
     "train.precision": ("fp32", "bf16"),
     "train.on_nonfinite": ("stop", "skip"),
+    "data.on_broken": ("skip", "fail"),
     "eval.precision": ("fp32", "bf16", "fp16"),
 }
 POSITIVE = {"data.batch_size", "eval.batch_size", "optim.epochs", "train.save_every", "train.keep_last",

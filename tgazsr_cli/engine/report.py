@@ -1,90 +1,224 @@
-"""Result tables in the paper's layout: datasets as columns, models as rows, plus the average."""
+"""Result tables in the paper's layout (datasets as columns, models as rows, plus the average), as
+Markdown and CSV, a per-model summary with the harmonic mean of clean and robust accuracy, and the
+robust-vs-clean trade-off plot. Every table carries the threat model it was measured under.
+"""
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+Record = dict[str, Any]
+SERIES_COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink",
+                  "tab:gray", "tab:olive", "tab:cyan")
+ATTACK_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 
-def threat_line(records: Sequence[dict[str, Any]]) -> str:
-    """The threat model(s) behind a table, in words, so a number is never shown without it."""
+
+def _ordered(records: Sequence[Record], key: str) -> list[str]:
+    seen: list[str] = []
+    for record in records:
+        if record[key] not in seen:
+            seen.append(record[key])
+    return seen
+
+
+def attacked(records: Sequence[Record]) -> list[str]:
+    """The attacks (or suites) the records were measured under, in order; "none" is clean-only."""
+    return [name for name in _ordered(records, "attack") if name != "none"]
+
+
+def threat_line(records: Sequence[Record]) -> str:
+    """The threat model(s) behind a table, in words, so a number is never shown without it. A suite sets its
+    own steps and step sizes, so for a suite its description stands in for them."""
+    from tgazsr_cli.engine.attacks import SUITE_HELP
+
     seen = []
     for record in records:
+        if record["attack"] == "none":
+            continue
         t = record["threat"]
-        text = (f"{record['attack']}: L-inf eps {t['eps']:g}/255, {t['steps']} steps of {t['step_size']:g}/255, "
-                f"{t['restarts']} restart(s), random start {'on' if t['random_start'] else 'off'}, "
-                f"{t['precision']} attack, eval batch {record['batch_size']}")
+        budget = (f"suite {SUITE_HELP[record['attack']]}" if record["attack"] in SUITE_HELP else
+                  f"{t['steps']} steps of {t['step_size']:g}/255, {t['restarts']} restart(s), "
+                  f"random start {'on' if t['random_start'] else 'off'}")
+        text = (f"{record['attack']}: L-inf eps {t['eps']:g}/255, {budget}, {t['precision']} attack, "
+                f"seed {t.get('seed', 0)}, eval batch {record['batch_size']}")
         if text not in seen:
             seen.append(text)
-    return "Threat model — " + "; ".join(seen)
+    return "Threat model — " + ("; ".join(seen) if seen else "none (clean evaluation only)")
 
 
-def _pivot(records: Sequence[dict[str, Any]], key: str) -> tuple[list[str], list[str], dict[tuple[str, str], float]]:
-    models: list[str] = []
-    datasets: list[str] = []
-    values: dict[tuple[str, str], float] = {}
-    for record in records:
-        if record["model"] not in models:
-            models.append(record["model"])
-        if record["dataset"] not in datasets:
-            datasets.append(record["dataset"])
-        values[(record["model"], record["dataset"])] = record[key]
-    return models, datasets, values
+def _mean(values: Sequence[float]) -> float | None:
+    return sum(values) / len(values) if values else None
 
 
-def markdown_table(records: Sequence[dict[str, Any]], key: str, title: str) -> str:
-    models, datasets, values = _pivot(records, key)
+def harmonic_mean(clean: float, robust: float) -> float:
+    """2cr/(c+r): high only when both are high (0 when either is 0)."""
+    return 0.0 if clean + robust == 0 else 2 * clean * robust / (clean + robust)
+
+
+@dataclass(frozen=True)
+class TableRow:
+    model: str
+    attack: str  # "clean" for the clean-accuracy table
+    cells: list[float | None]  # one per dataset, None where not measured
+    average: float | None
+
+
+def paper_table(records: Sequence[Record], attack: str | None) -> tuple[list[str], list[TableRow]]:
+    """(datasets, rows): robust accuracy under `attack`, or clean accuracy when `attack` is None."""
+    datasets = _ordered(records, "dataset")
+    rows = []
+    for model in _ordered(records, "model"):
+        values: dict[str, float] = {}
+        for record in records:
+            if record["model"] != model:
+                continue
+            if attack is None:
+                values.setdefault(record["dataset"], record["clean_accuracy"])
+            elif record["attack"] == attack:
+                values[record["dataset"]] = record["robust_accuracy"]
+        if not values:
+            continue
+        cells = [values.get(d) for d in datasets]
+        rows.append(TableRow(model, attack or "clean", cells, _mean([v for v in cells if v is not None])))
+    return datasets, rows
+
+
+def _fmt(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}"
+
+
+def markdown_table(records: Sequence[Record], attack: str | None, title: str) -> str:
+    datasets, rows = paper_table(records, attack)
     lines = [f"**{title}**", "", "| model | " + " | ".join(datasets) + " | average |",
              "|---|" + "---:|" * (len(datasets) + 1)]
-    for model in models:
-        row = [values.get((model, d)) for d in datasets]
-        present = [v for v in row if v is not None]
-        average = sum(present) / len(present) if present else None
-        cells = ["–" if v is None else f"{v:.2f}" for v in [*row, average]]
-        lines.append(f"| {model} | " + " | ".join(cells) + " |")
+    lines += [f"| {row.model} | " + " | ".join(_fmt(v) for v in [*row.cells, row.average]) + " |" for row in rows]
     return "\n".join(lines)
 
 
-def markdown_report(records: Sequence[dict[str, Any]]) -> str:
-    """Robust and clean accuracy tables (%), with the threat model and example counts."""
-    counts = ", ".join(sorted({f"{r['dataset']} n={r['num_examples']}" for r in records}))
-    clean = markdown_table(records, "clean_accuracy", "Clean accuracy (%)")
-    if all(r["attack"] == "none" for r in records):
-        return clean + f"\n\nNo attack (clean evaluation only). Examples: {counts}.\n"
-    return "\n\n".join([
-        markdown_table(records, "robust_accuracy", "Robust accuracy (%)"),
-        clean,
-        threat_line(records) + f". Examples: {counts}.",
-    ]) + "\n"
+@dataclass(frozen=True)
+class SummaryRow:
+    model: str
+    attack: str
+    clean: float  # unweighted mean over datasets, as the paper's "Average"
+    robust: float
+    num_datasets: int
+
+    @property
+    def harmonic(self) -> float:
+        return harmonic_mean(self.clean, self.robust)
+
+    @property
+    def mean(self) -> float:
+        return (self.clean + self.robust) / 2  # the reference README's "Average"
 
 
-def averages(records: Sequence[dict[str, Any]]) -> dict[str, tuple[float, float]]:
-    """Per model: (mean clean accuracy, mean robust accuracy) over its datasets, unweighted as in the paper."""
-    sums: dict[str, list[float]] = {}
+def summary(records: Sequence[Record]) -> list[SummaryRow]:
+    """Per (model, attack): average clean and robust accuracy over the datasets both were measured on."""
+    rows = []
+    for model in _ordered(records, "model"):
+        for attack in _ordered(records, "attack"):
+            mine = [r for r in records if r["model"] == model and r["attack"] == attack]
+            if mine:
+                rows.append(SummaryRow(model, attack, sum(r["clean_accuracy"] for r in mine) / len(mine),
+                                       sum(r["robust_accuracy"] for r in mine) / len(mine), len(mine)))
+    return rows
+
+
+def averages(records: Sequence[Record]) -> dict[str, tuple[float, float]]:
+    """Per model: (mean clean, mean robust accuracy) under the first attack measured, unweighted as in the paper."""
+    first = (attacked(records) or ["none"])[0]
+    return {row.model: (row.clean, row.robust) for row in summary(records) if row.attack == first}
+
+
+def summary_table(records: Sequence[Record]) -> str:
+    lines = ["**Summary (averages over datasets, %)**", "",
+             "| model | attack | clean | robust | harmonic mean | (clean+robust)/2 | datasets |",
+             "|---|---|---:|---:|---:|---:|---:|"]
+    lines += [f"| {r.model} | {r.attack} | {r.clean:.2f} | {r.robust:.2f} | {r.harmonic:.2f} | {r.mean:.2f} | "
+              f"{r.num_datasets} |" for r in summary(records) if r.attack != "none"]
+    return "\n".join(lines)
+
+
+def warning_lines(records: Sequence[Record]) -> list[str]:
+    """Sanity-check warnings, once per (model, dataset, text)."""
+    seen: list[str] = []
     for record in records:
-        entry = sums.setdefault(record["model"], [0.0, 0.0, 0.0])
-        entry[0] += record["clean_accuracy"]
-        entry[1] += record["robust_accuracy"]
-        entry[2] += 1
-    return {model: (clean / n, robust / n) for model, (clean, robust, n) in sums.items()}
+        for warning in record.get("warnings") or []:
+            line = f"{record['model']} on {record['dataset']}: {warning}"
+            if line not in seen:
+                seen.append(line)
+    return seen
 
 
-def tradeoff_plot(records: Sequence[dict[str, Any]], path: Path, title: str = "") -> Path:
-    """Robust vs clean average accuracy, one labelled point per model (the paper's trade-off figure)."""
+def markdown_report(records: Sequence[Record]) -> str:
+    """Robust tables (one per attack), the clean table, the summary, the threat model and any warnings."""
+    counts = ", ".join(f"{d} n={n}" for d, n in {r["dataset"]: r["num_examples"] for r in records}.items())
+    clean = markdown_table(records, None, "Clean accuracy (%)")
+    names = attacked(records)
+    if not names:
+        return clean + f"\n\nNo attack (clean evaluation only). Examples: {counts}.\n"
+    parts = [markdown_table(records, name, f"Robust accuracy (%) — {name}") for name in names]
+    parts += [clean, summary_table(records), threat_line(records) + f". Examples: {counts}."]
+    warnings = warning_lines(records)
+    if warnings:
+        parts.append("**Warnings (sanity checks)**\n\n" + "\n".join(f"- {w}" for w in warnings))
+    return "\n\n".join(parts) + "\n"
+
+
+def csv_report(records: Sequence[Record]) -> str:
+    """The paper layout as CSV: one row per (model, metric), datasets as columns, then the average, and for
+    robust rows the harmonic mean of the model's average clean and robust accuracy."""
+    names = attacked(records)
+    datasets, clean_rows = paper_table(records, None)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["model", "metric", "attack", *datasets, "average", "harmonic_mean"])
+    clean_average = {row.model: row.average for row in clean_rows}
+    for row in clean_rows:
+        writer.writerow([row.model, "clean", "", *(_csv(v) for v in row.cells), _csv(row.average), ""])
+    for name in names:
+        for row in paper_table(records, name)[1]:
+            base = clean_average.get(row.model)
+            harmonic = harmonic_mean(base, row.average) if base is not None and row.average is not None else None
+            writer.writerow([row.model, "robust", name, *(_csv(v) for v in row.cells), _csv(row.average),
+                             _csv(harmonic)])
+    return out.getvalue()
+
+
+def _csv(value: float | None) -> str:
+    return "" if value is None else f"{value:.4f}"
+
+
+def tradeoff_points(records: Sequence[Record]) -> list[tuple[str, str, float, float]]:
+    """(model, attack, average clean, average robust): what the trade-off plot draws, one point each."""
+    return [(r.model, r.attack, r.clean, r.robust) for r in summary(records) if r.attack != "none"]
+
+
+def tradeoff_plot(records: Sequence[Record], path: Path, title: str = "") -> Path:
+    """Robust vs clean average accuracy: one colour per model, one marker per attack (the paper's figure)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    points = averages(records)
+    points = tradeoff_points(records) or [(r.model, "none", r.clean, r.robust) for r in summary(records)]
+    models = _ordered([{"m": p[0]} for p in points], "m")
+    attacks = _ordered([{"a": p[1]} for p in points], "a")
     fig, axis = plt.subplots(figsize=(5.5, 4.2))
-    for model, (clean, robust) in points.items():
-        axis.scatter(clean, robust, s=60, label=model)
+    for model, attack, clean, robust in points:
+        colour = SERIES_COLOURS[models.index(model) % len(SERIES_COLOURS)]
+        marker = ATTACK_MARKERS[attacks.index(attack) % len(ATTACK_MARKERS)]
+        label = model if len(attacks) == 1 else f"{model} / {attack}"
+        axis.scatter(clean, robust, s=60, color=colour, marker=marker, label=label)
         axis.annotate(model, (clean, robust), textcoords="offset points", xytext=(5, 5), fontsize=8)
     axis.set_xlabel("clean accuracy, average over datasets (%)")
     axis.set_ylabel("robust accuracy, average over datasets (%)")
-    axis.set_title(title or threat_line(records).replace("Threat model — ", ""), fontsize=7)
+    axis.set_title(title or threat_line(records).replace("Threat model — ", ""), fontsize=7, wrap=True)
     axis.grid(alpha=0.3)
     axis.legend(fontsize=7, loc="best")
     fig.tight_layout()
@@ -92,3 +226,16 @@ def tradeoff_plot(records: Sequence[dict[str, Any]], path: Path, title: str = ""
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def write_reports(records: Sequence[Record], folder: Path) -> list[Path]:
+    """results.json (flat records), results.md, results.csv and tradeoff.png in `folder`."""
+    import json
+
+    folder.mkdir(parents=True, exist_ok=True)
+    written = [folder / "results.json", folder / "results.md", folder / "results.csv"]
+    written[0].write_text(json.dumps(list(records), indent=2))
+    written[1].write_text(markdown_report(records))
+    written[2].write_text(csv_report(records))
+    written.append(tradeoff_plot(records, folder / "tradeoff.png"))
+    return written

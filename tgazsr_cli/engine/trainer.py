@@ -2,6 +2,9 @@
 
 The data order of every epoch is a permutation drawn from (seed, epoch), so a resumed run skips
 exactly the batches it had already taken and continues as if it had never stopped.
+
+Under torchrun every rank takes its contiguous shard of each global batch and the loss runs through
+DistributedDataParallel (see `distributed`); rank 0 alone writes the run directory.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import Any
 import torch
 
 from tgazsr_cli.engine import checkpoint as ckpt
+from tgazsr_cli.engine import distributed as dist
 from tgazsr_cli.engine.data import ImageClassificationData, collate_skip_broken, load_image_dataset
 from tgazsr_cli.engine.data.combined import is_combined, load_combined
 from tgazsr_cli.engine.errors import RuntimeFailure, UsageError
@@ -28,6 +32,14 @@ from tgazsr_cli.engine.runinfo import pick_device
 from tgazsr_cli.engine.schedule import learning_rate
 
 CHECKPOINT_DIR = "checkpoints"
+# Methods whose loss is not a mean of per-example terms: averaging per-rank gradients would not give
+# the 1-process update, so torchrun refuses them rather than train something else (spec §3-§4).
+NOT_SHARDABLE = {
+    "pmg-aft": "its KL terms are sums over the batch",
+    "ft-clean": "its contrastive loss uses the other images of the batch as negatives",
+    "ft-adv": "its contrastive loss uses the other images of the batch as negatives",
+    "clip-pretrain": "its contrastive loss uses the other images of the batch as negatives",
+}
 FINAL_NAME = "final.safetensors"
 
 
@@ -92,15 +104,23 @@ class Trainer:
     ) -> None:
         self.recipe = recipe
         self.run_dir = Path(run_dir)
-        self.progress = progress or SilentProgress()
-        self.device = pick_device(recipe.train.device)
+        self.device = dist.init_from_env(pick_device(recipe.train.device))
+        # only rank 0 reports progress; the others would print the same bars again
+        self.progress = (progress if dist.is_main_process() else None) or SilentProgress()
+        self.rank_batch_size = dist.per_rank_batch_size(recipe.data.batch_size, dist.world_size())
         seed_everything(recipe.train.seed, recipe.train.deterministic)
         self.model = (model or load_classifier(recipe.model.name, recipe.model.pretrained,
                                                logit_scale=recipe.model.logit_scale)).to(self.device)
         self.data = data or load_training_data(recipe, self.model.image_size)
         self.model.set_classes(self.data.classnames, recipe.data.templates)
+        if dist.is_distributed() and recipe.method in NOT_SHARDABLE:
+            raise UsageError(f"method {recipe.method} cannot train on {dist.world_size()} processes yet: "
+                             f"{NOT_SHARDABLE[recipe.method]}; run it in one process")
         self.method: TrainingMethod = build_method(self.model, recipe, self.data.class_templates)
         self.params = self.method.trainable_parameters()
+        self.apply_speed_options()
+        # the loss goes through DDP under torchrun (gradient averaging); attacks and the teacher do not
+        self.loss_module = dist.wrap_for_training(dist.LossModule(self.method), self.device)
         self.optimizer = make_optimizer(self.params, recipe)
         self.batches_per_epoch = len(self.data.dataset) // recipe.data.batch_size
         if self.batches_per_epoch == 0:
@@ -112,6 +132,23 @@ class Trainer:
         self.step = 0
         self.skipped_steps = 0
         self.skipped_images = 0
+
+    def apply_speed_options(self) -> None:
+        """Gradient checkpointing and torch.compile (recipe train section); neither changes the maths.
+
+        Both act on the image tower's transformer in place, so state-dict keys (and checkpoints) stay
+        the same. The teacher was copied before this, so it is never checkpointed.
+        """
+        settings = self.recipe.train
+        visual = self.model.visual
+        if settings.grad_checkpointing:
+            if not hasattr(visual, "set_grad_checkpointing"):
+                raise UsageError(f"{type(visual).__name__} does not support train.grad_checkpointing")
+            visual.set_grad_checkpointing(True)
+        if settings.compile:
+            towers = [visual] + ([self.method.teacher.visual] if self.method.teacher is not None else [])
+            for tower in towers:
+                getattr(tower, "transformer", tower).compile()
 
     # -- checkpoints ------------------------------------------------------------------------------
     def metadata(self, kind: str) -> dict[str, Any]:
@@ -135,8 +172,17 @@ class Trainer:
             "extra": {"skipped_steps": self.skipped_steps, "skipped_images": self.skipped_images},
         }
 
-    def save(self) -> Path:
+    def save(self, sync: bool = True) -> Path:
+        """Rank 0 writes a resumable checkpoint; with `sync` the other ranks wait until it is on disk."""
         directory = self.run_dir / CHECKPOINT_DIR
+        path = directory / ckpt.checkpoint_name(self.step)
+        if dist.is_main_process():
+            path = self.write_checkpoint(directory)
+        if sync:
+            dist.barrier()
+        return path
+
+    def write_checkpoint(self, directory: Path) -> Path:
         directory.mkdir(parents=True, exist_ok=True)
         path = ckpt.save_checkpoint(
             directory / ckpt.checkpoint_name(self.step),
@@ -156,6 +202,10 @@ class Trainer:
             self.optimizer.load_state_dict(state.optimizer_state)
         if state.rng_state is not None:
             ckpt.restore_rng_state(state.rng_state)
+            cuda_states = state.rng_state.get("cuda", [])
+            if dist.is_distributed() and self.device.type == "cuda" and cuda_states:
+                # rank 0 recorded its own GPU first; all ranks' RNG states are equal (shared_noise_stream)
+                torch.cuda.set_rng_state(cuda_states[0].cpu(), self.device)
         self.step = int(state.metadata["step"])
         extra = state.metadata.get("extra", {})
         self.skipped_steps = int(extra.get("skipped_steps", 0))
@@ -163,10 +213,13 @@ class Trainer:
 
     # -- the loop ---------------------------------------------------------------------------------
     def batches_from(self, start_step: int) -> Iterator[list[int]]:
+        """This rank's shard of every global batch from `start_step` on (the whole batch in one process)."""
         recipe = self.recipe
         epoch, offset = divmod(start_step, self.batches_per_epoch)
         while True:
-            yield from epoch_batches(len(self.data.dataset), recipe.data.batch_size, recipe.train.seed, epoch)[offset:]
+            for batch in epoch_batches(len(self.data.dataset), recipe.data.batch_size, recipe.train.seed,
+                                       epoch)[offset:]:
+                yield dist.shard_of_batch(batch)
             epoch, offset = epoch + 1, 0
 
     def loader(self, start_step: int) -> torch.utils.data.DataLoader:
@@ -189,17 +242,22 @@ class Trainer:
             group["lr"] = lr
         self.optimizer.zero_grad(set_to_none=True)
         dtype = torch.bfloat16 if recipe.train.precision == "bf16" else None
-        with torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None):
-            output = self.method.loss(images, labels)
-        total = output.total.float()
-        if not torch.isfinite(total):
-            return self.non_finite(f"loss is {total.item()}")
-        total.backward()
+        with dist.shared_noise_stream(images), \
+                torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None):
+            total, parts = self.loss_module(images, labels)
+        total = total.float()
+        finite = bool(torch.isfinite(total))
+        # every rank must take the same branch, or the others wait forever in backward's all-reduce
+        if dist.all_reduce_sum([0 if finite else 1])[0]:
+            return self.non_finite(f"loss is {total.item()}" if not finite else "loss is not finite on another rank")
+        total.backward()  # under DDP the gradients arrive averaged over ranks, identical everywhere
         grads = [p.grad for p in self.params if p.grad is not None]
         if grads and not torch.isfinite(torch.stack([g.detach().float().norm() for g in grads]).sum()):
             return self.non_finite("gradient is not finite")
         self.optimizer.step()
-        return {**output.parts, "lr": lr}
+        if dist.is_distributed():  # log the parts of the whole global batch, as one process would
+            parts = dict(zip(parts, dist.all_reduce_mean(list(parts.values())), strict=True))
+        return {**parts, "lr": lr}
 
     def non_finite(self, what: str) -> None:
         if self.recipe.train.on_nonfinite == "skip":
@@ -211,33 +269,47 @@ class Trainer:
             f"{self.run_dir / CHECKPOINT_DIR} (set train.on_nonfinite=skip to skip such steps)"
         )
 
-    def run(self, resume: bool = False) -> TrainResult:
+    def start_run_dir(self, resume: bool) -> Path | None:
+        """Rank 0 only: check or create the run directory; the checkpoint to resume from."""
         prepare_run_dir(self.run_dir, resume)
-        if resume:
-            latest = ckpt.latest_checkpoint(self.run_dir / CHECKPOINT_DIR)
-            if latest is None:
-                raise UsageError(f"nothing to resume: no valid checkpoint in {self.run_dir / CHECKPOINT_DIR}")
+        if not resume:
+            (self.run_dir / "recipe.yaml").write_text(self.recipe.to_yaml())
+            return None
+        latest = ckpt.latest_checkpoint(self.run_dir / CHECKPOINT_DIR)
+        if latest is None:
+            raise UsageError(f"nothing to resume: no valid checkpoint in {self.run_dir / CHECKPOINT_DIR}")
+        return latest
+
+    def run(self, resume: bool = False) -> TrainResult:
+        latest = dist.run_on_main(lambda: self.start_run_dir(resume))
+        if latest is not None:
+            # every rank reads the same file (the run directory must be on a shared filesystem)
             self.restore(latest)
             self.progress.log(f"resumed from {latest} at step {self.step}")
-        else:
-            (self.run_dir / "recipe.yaml").write_text(self.recipe.to_yaml())
         started = time.monotonic()
         parts: dict[str, float] = {}
-        metrics = (self.run_dir / "metrics.jsonl").open("a", encoding="utf-8")
+        metrics = (self.run_dir / "metrics.jsonl").open("a", encoding="utf-8") if dist.is_main_process() else None
         task = self.progress.task(f"train {self.recipe.method}", self.total_steps, completed=self.step)
         self.model.train()
         try:
             for images, labels, dropped in self.loader(self.step):
                 if self.step >= self.total_steps:
                     break
+                if dist.is_distributed():  # global counts, and one decision for all ranks
+                    dropped, empty = dist.all_reduce_sum([dropped, int(labels.numel() == 0)])
+                else:
+                    empty = int(labels.numel() == 0)
                 self.skipped_images += dropped
-                if labels.numel() == 0:
+                if dropped and self.recipe.data.on_broken == "fail":
+                    raise RuntimeFailure(f"{dropped} training image(s) could not be decoded (batch {self.step + 1}); "
+                                         "checkpoints so far are intact; data.on_broken=skip skips and counts them")
+                if empty:
                     continue
                 step_parts = self.train_step(images.to(self.device), labels.to(self.device))
                 self.step += 1
                 if step_parts is not None:
                     parts = step_parts
-                if self.step % self.recipe.train.log_every == 0 or self.step == self.total_steps:
+                if metrics and (self.step % self.recipe.train.log_every == 0 or self.step == self.total_steps):
                     metrics.write(json.dumps({"step": self.step, **parts}) + "\n")
                     metrics.flush()
                 task.advance(1, **{k: v for k, v in parts.items() if k in ("total", "ce", "lr")})
@@ -245,19 +317,26 @@ class Trainer:
                     self.save()
         except KeyboardInterrupt:
             task.close()
-            metrics.close()
-            raise TrainingInterrupted(self.save()) from None
+            if metrics:
+                metrics.close()
+            # no barrier: the other ranks may be interrupted too, or stuck in a collective
+            raise TrainingInterrupted(self.save(sync=False)) from None
         task.close()
-        metrics.close()
+        if metrics:
+            metrics.close()
         self.save()
         final = self.write_final()
         return TrainResult(self.run_dir, final, self.step, parts, self.skipped_steps, self.skipped_images,
                            time.monotonic() - started)
 
     def write_final(self) -> Path:
-        """A model-only checkpoint (no optimiser state) for eval, attack and export."""
-        return ckpt.save_checkpoint(self.run_dir / FINAL_NAME, model_state=self.model.clip.state_dict(),
-                                    metadata=self.metadata("model"))
+        """A model-only checkpoint (no optimiser state) for eval, attack and export (rank 0 writes it)."""
+        path = self.run_dir / FINAL_NAME
+        if dist.is_main_process():
+            path = ckpt.save_checkpoint(path, model_state=self.model.clip.state_dict(),
+                                        metadata=self.metadata("model"))
+        dist.barrier()
+        return path
 
 
 def load_training_data(recipe: Recipe, image_size: int) -> ImageClassificationData:

@@ -15,7 +15,7 @@ from tgazsr_cli.engine.attacks.base import (
     register_attack,
 )
 from tgazsr_cli.engine.attacks.sanity import sanity_checks
-from tgazsr_cli.engine.attacks.suites import SUITE_HELP, SUITES, get_suite, run_suite
+from tgazsr_cli.engine.attacks.suites import SUITE_HELP, SUITES, get_suite, resolve_attack, run_suite
 
 __all__ = [
     "ATTACKS",
@@ -29,6 +29,7 @@ __all__ = [
     "get_attack",
     "get_suite",
     "register_attack",
+    "resolve_attack",
     "run_suite",
     "sanity_checks",
 ]

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tgazsr_cli.engine.attacks.base import ThreatModel, eval_mode, get_attack
+from tgazsr_cli.engine.attacks.base import Precision, ThreatModel, autocast_for, eval_mode, get_attack
 
 ZERO_GRAD_SHARE = 0.5  # share of exactly-zero input-gradient entries above which masking is suspected
 PROBABILITY_TOL = 1e-4
@@ -21,19 +21,23 @@ SQUARE_QUERIES = 500
 
 
 def zero_gradient_warning(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
-                          threshold: float = ZERO_GRAD_SHARE) -> str | None:
-    """Warn when many entries of the cross-entropy's input gradient are exactly zero."""
+                          threshold: float = ZERO_GRAD_SHARE, precision: Precision = "fp32") -> str | None:
+    """Warn when many entries of the cross-entropy's input gradient are exactly zero, with the forward in the
+    attack's precision (fp16 gradients underflow where fp32 ones do not)."""
     points = images.detach().clone().requires_grad_(True)
     with eval_mode(model):
-        loss = F.cross_entropy(model(points).float(), labels, reduction="sum")
+        with autocast_for(points.device, precision):
+            logits = model(points)
+        loss = F.cross_entropy(logits.float(), labels, reduction="sum")
         (grad,) = torch.autograd.grad(loss, points)
     zero = grad == 0
     share = zero.float().mean().item()
     all_zero = int(zero.flatten(1).all(dim=1).sum())
     if share > threshold or all_zero:
-        return (f"{100 * share:.1f}% of input-gradient entries are exactly zero ({all_zero}/{len(images)} images "
-                "with an all-zero gradient): gradient masking is likely and gradient attacks will overestimate "
-                "robustness; trust the black-box attack (square) or the autoattack suite")
+        return (f"{100 * share:.1f}% of input-gradient entries are exactly zero in {precision} ({all_zero}/"
+                f"{len(images)} images with an all-zero gradient): gradient masking (or underflow) is likely and "
+                "gradient attacks will overestimate robustness; use fp32 attacks and trust the black-box attack "
+                "(square) or the autoattack suite")
     return None
 
 
@@ -112,7 +116,7 @@ def sanity_checks(
         warnings.append("the model puts itself (or a submodule) in train mode when called, so attacks cannot keep "
                         "it in eval mode; fix its forward")
     for warning in (probability_warning(first), randomness_warning(first, second),
-                    zero_gradient_warning(model, images, labels, zero_grad_share)):
+                    zero_gradient_warning(model, images, labels, zero_grad_share, threat.precision)):
         if warning:
             warnings.append(warning)
     correct = first.argmax(dim=1) == labels

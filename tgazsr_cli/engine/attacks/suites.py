@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from tgazsr_cli.engine.attacks.base import ThreatModel, eval_mode, get_attack
+from tgazsr_cli.engine.attacks.base import ATTACKS, Attack, ThreatModel, eval_mode, get_attack
 from tgazsr_cli.engine.errors import RuntimeFailure, unknown_name
 
 SuiteStep = tuple[str, dict[str, Any]]
@@ -156,3 +156,18 @@ def broken_by(masks: dict[str, torch.Tensor]) -> dict[int, str]:
         for index in (~mask).nonzero().flatten().tolist():
             found.setdefault(index, key)
     return found
+
+
+def resolve_attack(name: str) -> Attack:
+    """A registered attack, or a suite wrapped as one (its adversarial images: for each point the image that
+    broke it, else the clean image)."""
+    if name not in SUITES:
+        if name in ATTACKS:
+            return get_attack(name)
+        raise unknown_name("attack or attack suite", name, [*ATTACKS, *SUITES])
+
+    def suite_attack(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, threat: ThreatModel,
+                     sample_ids: torch.Tensor | None = None) -> torch.Tensor:
+        return run_suite(model, images, labels, name, threat, sample_ids)[0]
+
+    return suite_attack

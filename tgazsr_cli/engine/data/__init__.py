@@ -21,7 +21,9 @@ from tgazsr_cli.engine.data.specs import (
     unregister_dataset,
 )
 from tgazsr_cli.engine.data.transforms import build_transform
+from tgazsr_cli.engine.data.zeroshot_specs import register_zeroshot_specs
 
+register_zeroshot_specs()
 register_shipped(BUILTIN_ROOT)
 
 __all__ = [

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,11 +20,13 @@ import torch
 from tgazsr_cli.engine.data.columns import label_names, prepare_table
 from tgazsr_cli.engine.data.dataset import HFImageDataset
 from tgazsr_cli.engine.data.hub import open_hub, parse_hub_source
-from tgazsr_cli.engine.data.labels import check_labels, resolve_classnames
+from tgazsr_cli.engine.data.labels import check_labels
 from tgazsr_cli.engine.data.local import open_local
 from tgazsr_cli.engine.data.opened import LocalManifest, OpenedSource
-from tgazsr_cli.engine.data.specs import DEFAULT_TEMPLATES, DatasetSpec, is_registered, list_datasets
+from tgazsr_cli.engine.data.speclabels import drop_labels, excluded_labels, resolve_for_spec
+from tgazsr_cli.engine.data.specs import ALL_SPLITS, DEFAULT_TEMPLATES, DatasetSpec, is_registered, list_datasets
 from tgazsr_cli.engine.data.transforms import build_transform, check_transform_args
+from tgazsr_cli.engine.data.wholeset import open_whole
 from tgazsr_cli.engine.errors import RuntimeFailure, UsageError, unknown_name
 
 if TYPE_CHECKING:
@@ -64,12 +67,12 @@ def open_source(source: str, split: str, data_dir: str | None) -> tuple[OpenedSo
     if is_registered(source):
         spec = get_dataset_spec(source)
         wanted = spec.splits.get(split, split)
+        local = open_whole if wanted == ALL_SPLITS else partial(open_local, split=wanted)
         if data_dir is not None:
-            opened = open_local(Path(data_dir), wanted, layout_hint=spec.layout_hint,
-                                what=f"--data-dir for {spec.name}")
+            opened = local(Path(data_dir), layout_hint=spec.layout_hint, what=f"--data-dir for {spec.name}")
         elif spec.local_path is not None:
-            opened = open_local(Path(spec.local_path), wanted, layout_hint=spec.layout_hint,
-                                what=f"shipped folder of {spec.name}")
+            opened = local(Path(spec.local_path), layout_hint=spec.layout_hint,
+                           what=f"shipped folder of {spec.name}")
         elif spec.hub_id is not None:
             opened = open_hub(spec.hub_id, wanted, name=spec.name, layout_hint=spec.layout_hint)
         else:
@@ -146,7 +149,8 @@ def load_image_dataset(
     where = opened.description
     table, image_column, label_column = prepare_table(opened.table, where)
     source_names = label_names(table.features, label_column)
-    classnames, label_map = resolve_classnames(source_names, spec_names, where)
+    table = drop_labels(table, label_column, excluded_labels(source_names, spec))  # e.g. BACKGROUND_Google
+    classnames, label_map = resolve_for_spec(source_names, spec, spec_names, where)
     labels = _read_labels(table, label_column, where)
     check_labels(labels, len(source_names) if source_names is not None else len(classnames), where)
     description = where

@@ -17,6 +17,8 @@ from tgazsr_cli.engine.data.opened import OpenedSource
 from tgazsr_cli.engine.data.shipped import read_manifest
 from tgazsr_cli.engine.data.specs import LOCAL_LAYOUTS
 from tgazsr_cli.engine.data.splits import resolve_split, split_of_path
+from tgazsr_cli.engine.data.sun397_folder import is_sun397_root, open_sun397
+from tgazsr_cli.engine.data.webdataset import TAR_SUFFIX, open_webdataset, tar_shards
 from tgazsr_cli.engine.errors import RuntimeFailure, UsageError
 
 if TYPE_CHECKING:
@@ -91,20 +93,27 @@ def open_saved(path: Path, split: str) -> OpenedSource:
 def open_local(
     path: Path, split: str, *, layout_hint: str = LOCAL_LAYOUTS, what: str = "path",
 ) -> OpenedSource:
-    """Open whatever lies at `path`: parquet, a save_to_disk folder, or an image folder."""
+    """Open whatever lies at `path`: parquet, a save_to_disk folder, webdataset shards or an image folder."""
     path = path.expanduser()
     if not path.exists():
         raise RuntimeFailure(f"{what} {path} does not exist; put the data there ({layout_hint})")
     if path.is_file():
         if path.suffix.lower() == ".parquet":
             return open_parquet(path, split)
+        if path.suffix.lower() == TAR_SUFFIX:
+            return open_webdataset(path, split)
         raise UsageError(f"{path} is not a .parquet file; give a parquet file or a folder ({layout_hint})")
     if any((path / marker).is_file() for marker in SAVED_MARKERS):
         return open_saved(path, split)
     if next(path.rglob("*.parquet"), None) is not None:
         return open_parquet(path, split)
+    if tar_shards(path):
+        return open_webdataset(path, split)
+    if is_sun397_root(path):
+        return open_sun397(path)
     if has_images(path):
         opened = open_folder(path, split, name=_name_of(path))
         opened.manifest = read_manifest(path)
         return opened
-    raise RuntimeFailure(f"found no parquet files, saved dataset or images in {path}; expected {layout_hint}")
+    raise RuntimeFailure(f"found no parquet files, saved dataset or images in {path} (nor .tar shards); "
+                         f"expected {layout_hint}")

@@ -12,16 +12,18 @@ from tgazsr_cli.engine.data.names import wnid_names
 from tgazsr_cli.engine.errors import UsageError, unknown_name
 
 RESIZE_MODES = ("resize_crop", "resize")
+ALL_SPLITS = "all"  # a spec's split value meaning "the whole set": all local splits concatenated
 DEFAULT_TEMPLATES = ("This is a photo of a {}",)  # spec §3/§6: TGA-ZSR's prompt for most datasets
 LOCAL_LAYOUTS = (
     "a folder of parquet files as on the hub, a single .parquet file, a datasets save_to_disk folder, "
-    "or an image folder DIR/<class>/*.jpg"
+    "webdataset .tar shards, or an image folder DIR/<class>/*.jpg"
 )
 
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """One registered dataset. `splits` maps our split names (train/test/val) to the source's names."""
+    """One registered dataset. `splits` maps our split names (train/test/val) to the source's names;
+    the source name "all" means every split of a local copy concatenated (whole-set evaluation, spec §6)."""
 
     name: str
     classnames: tuple[str, ...]
@@ -33,6 +35,8 @@ class DatasetSpec:
     local_path: str | None = None  # a shipped folder read through the local parquet path
     layout_hint: str = LOCAL_LAYOUTS  # what a local copy given with --data-dir may look like
     extra: dict[str, str] = field(default_factory=dict)  # manifest facts (license, provenance)
+    exclude_classes: tuple[str, ...] = ()  # source class names whose examples are dropped (not real classes)
+    class_keys: tuple[str, ...] = ()  # raw source names (e.g. wnids) in label order, when they differ from names
 
     def __post_init__(self) -> None:
         if self.resize_mode not in RESIZE_MODES:
