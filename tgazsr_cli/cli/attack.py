@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from tgazsr_cli.cli.console import console
+from tgazsr_cli.cli.evaluate import check_output_folder
 
 
 def attack(
@@ -31,15 +32,13 @@ def attack(
     from tgazsr_cli.engine.adversarial import attack_and_save
     from tgazsr_cli.engine.attacks import ThreatModel, resolve_attack
     from tgazsr_cli.engine.data import load_image_dataset
-    from tgazsr_cli.engine.errors import UsageError
     from tgazsr_cli.engine.loading import load_model
     from tgazsr_cli.engine.runinfo import pick_device
 
     threat = ThreatModel(eps=eps, steps=steps, step_size=step_size, restarts=restarts,
                          precision=attack_precision, seed=seed)
     resolve_attack(attack_name)
-    if output.exists() and not output.is_dir():
-        raise UsageError(f"output {output} exists and is not a folder")
+    check_output_folder(output)
     loaded = load_model(checkpoint=str(checkpoint) if checkpoint else None, model=model, pretrained=pretrained,
                         device=pick_device(device))
     data = load_image_dataset(dataset, split=split, image_size=loaded.classifier.image_size, data_dir=data_dir)

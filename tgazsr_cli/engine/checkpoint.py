@@ -477,21 +477,26 @@ def read_weights_file(path: Path | str) -> Any:
 def load_foreign_state_dict(path: Path | str) -> dict[str, torch.Tensor]:
     """Weights from elsewhere: safetensors, or a pickle read with weights_only=True (never anything else)."""
     path = Path(path)
-    if not path.is_file():
-        raise UsageError(f"weights file '{path}' does not exist")
-    if path.suffix == ".safetensors" or _looks_like_safetensors(path):
-        if METADATA_KEY in _header(path):
-            return load_checkpoint(path).model_state
-        state: Any = _read_tensors(path)
-    else:
-        state = _torch_load_weights_only(path)
-    state = _unwrap(state)
+    if path.is_file() and (path.suffix == ".safetensors" or _looks_like_safetensors(path)) \
+            and METADATA_KEY in _header(path):
+        return load_checkpoint(path).model_state
+    state = _unwrap(read_weights_file(path))
     if not isinstance(state, dict) or not state:
         raise UsageError(f"'{path}' does not hold a state dict of tensors")
     bad = [k for k, v in state.items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)]
     if bad:
         raise UsageError(f"'{path}' does not hold a state dict of tensors ({bad[0]!r} is not a named tensor)")
-    for prefix in WRAPPER_PREFIXES:
-        if all(k.startswith(prefix) for k in state):
-            state = {k.removeprefix(prefix): v for k, v in state.items()}
+    return strip_wrapper_prefixes(state)
+
+
+def strip_wrapper_prefixes(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Drop the key prefixes that wrappers add to every key (DDP's "module.", torch.compile's "_orig_mod."),
+    however they are nested."""
+    stripped = True
+    while stripped:
+        stripped = False
+        for prefix in WRAPPER_PREFIXES:
+            if state and all(k.startswith(prefix) for k in state):
+                state = {k.removeprefix(prefix): v for k, v in state.items()}
+                stripped = True
     return state

@@ -123,9 +123,7 @@ def _sanity_warnings(model: ClipClassifier, images: torch.Tensor, labels: torch.
                      threat: ThreatModel) -> list[str]:
     """AutoAttack-style checks on a slice of the first batch, with a short attack budget."""
     quick = dataclasses.replace(threat, steps=min(max(threat.steps, 1), SANITY_MAX_STEPS), restarts=1)
-    warnings = sanity_checks(model, images[:SANITY_EXAMPLES], labels[:SANITY_EXAMPLES], threat=quick)
-    model.eval()  # a check may find the model in train mode; the evaluation itself never runs in it
-    return warnings
+    return sanity_checks(model, images[:SANITY_EXAMPLES], labels[:SANITY_EXAMPLES], threat=quick)
 
 
 def evaluate_attacks(

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from tgazsr_cli.engine.checkpoint import WRAPPER_PREFIXES, read_weights_file
+from tgazsr_cli.engine.checkpoint import read_weights_file, strip_wrapper_prefixes
 from tgazsr_cli.engine.errors import UsageError
 
 IMAGE_PREFIX = "visual."
@@ -44,20 +44,9 @@ def _candidates(obj: Any, where: str = "", depth: int = 0) -> Iterator[tuple[str
             yield from _candidates(value, f"{where}.{key}" if where else str(key), depth + 1)
 
 
-def _strip_wrappers(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    changed = True
-    while changed:
-        changed = False
-        for prefix in WRAPPER_PREFIXES:
-            if state and all(k.startswith(prefix) for k in state):
-                state = {k.removeprefix(prefix): v for k, v in state.items()}
-                changed = True
-    return state
-
-
 def _layouts(state: dict[str, torch.Tensor]) -> Iterator[dict[str, torch.Tensor]]:
     """The ways a candidate could map onto the model: as is, or as a bare image tower."""
-    state = _strip_wrappers(state)
+    state = strip_wrapper_prefixes(state)
     yield state
     if not any(k.startswith(IMAGE_PREFIX) for k in state):
         yield {IMAGE_PREFIX + k: v for k, v in state.items()}

@@ -19,11 +19,8 @@ ATTACK_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 
 
 def _ordered(records: Sequence[Record], key: str) -> list[str]:
-    seen: list[str] = []
-    for record in records:
-        if record[key] not in seen:
-            seen.append(record[key])
-    return seen
+    """The distinct values of `key`, in order of first appearance."""
+    return list(dict.fromkeys(record[key] for record in records))
 
 
 def attacked(records: Sequence[Record]) -> list[str]:
@@ -207,8 +204,8 @@ def tradeoff_plot(records: Sequence[Record], path: Path, title: str = "") -> Pat
     import matplotlib.pyplot as plt
 
     points = tradeoff_points(records) or [(r.model, "none", r.clean, r.robust) for r in summary(records)]
-    models = _ordered([{"m": p[0]} for p in points], "m")
-    attacks = _ordered([{"a": p[1]} for p in points], "a")
+    models = list(dict.fromkeys(point[0] for point in points))
+    attacks = list(dict.fromkeys(point[1] for point in points))
     fig, axis = plt.subplots(figsize=(5.5, 4.2))
     for model, attack, clean, robust in points:
         colour = SERIES_COLOURS[models.index(model) % len(SERIES_COLOURS)]

@@ -32,14 +32,6 @@ from tgazsr_cli.engine.runinfo import pick_device
 from tgazsr_cli.engine.schedule import learning_rate
 
 CHECKPOINT_DIR = "checkpoints"
-# Methods whose loss is not a mean of per-example terms: averaging per-rank gradients would not give
-# the 1-process update, so torchrun refuses them rather than train something else (spec §3-§4).
-NOT_SHARDABLE = {
-    "pmg-aft": "its KL terms are sums over the batch",
-    "ft-clean": "its contrastive loss uses the other images of the batch as negatives",
-    "ft-adv": "its contrastive loss uses the other images of the batch as negatives",
-    "clip-pretrain": "its contrastive loss uses the other images of the batch as negatives",
-}
 FINAL_NAME = "final.safetensors"
 
 
@@ -113,10 +105,10 @@ class Trainer:
                                                logit_scale=recipe.model.logit_scale)).to(self.device)
         self.data = data or load_training_data(recipe, self.model.image_size)
         self.model.set_classes(self.data.classnames, recipe.data.templates)
-        if dist.is_distributed() and recipe.method in NOT_SHARDABLE:
-            raise UsageError(f"method {recipe.method} cannot train on {dist.world_size()} processes yet: "
-                             f"{NOT_SHARDABLE[recipe.method]}; run it in one process")
         self.method: TrainingMethod = build_method(self.model, recipe, self.data.class_templates)
+        if dist.is_distributed() and self.method.not_shardable:
+            raise UsageError(f"method {recipe.method} cannot train on {dist.world_size()} processes yet: "
+                             f"{self.method.not_shardable}; run it in one process")
         self.params = self.method.trainable_parameters()
         self.apply_speed_options()
         # the loss goes through DDP under torchrun (gradient averaging); attacks and the teacher do not
@@ -295,10 +287,8 @@ class Trainer:
             for images, labels, dropped in self.loader(self.step):
                 if self.step >= self.total_steps:
                     break
-                if dist.is_distributed():  # global counts, and one decision for all ranks
-                    dropped, empty = dist.all_reduce_sum([dropped, int(labels.numel() == 0)])
-                else:
-                    empty = int(labels.numel() == 0)
+                # global counts, and one decision for all ranks (the identity in one process)
+                dropped, empty = dist.all_reduce_sum([dropped, int(labels.numel() == 0)])
                 self.skipped_images += dropped
                 if dropped and self.recipe.data.on_broken == "fail":
                     raise RuntimeFailure(f"{dropped} training image(s) could not be decoded (batch {self.step + 1}); "

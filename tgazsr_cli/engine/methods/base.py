@@ -35,6 +35,9 @@ class TrainingMethod:
     description: ClassVar[str] = ""
     source: ClassVar[str] = ""
     Options: ClassVar[type] = NoOptions  # a dataclass of method-specific settings (recipe `method_options`)
+    # Why the loss is not a mean of per-example terms, if it is not: then averaging per-rank gradients
+    # (DDP) would not give the 1-process update, and torchrun refuses the method.
+    not_shardable: ClassVar[str | None] = None
 
     def __init__(self, model: ClipClassifier, recipe: Recipe) -> None:
         self.model = model

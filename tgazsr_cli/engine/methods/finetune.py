@@ -18,6 +18,7 @@ class FtClean(TrainingMethod):
     name = "ft-clean"
     description = "Fine-tune the image tower with the in-batch CLIP contrastive loss on clean images"
     source = "TGA-ZSR authors' FT.py (--VPbaseline 1: no attack)"
+    not_shardable = "its contrastive loss uses the other images of the batch as negatives"
     adversarial = False
 
     def loss(self, images: torch.Tensor, labels: torch.Tensor) -> LossOutput:

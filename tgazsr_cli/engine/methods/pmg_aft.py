@@ -30,6 +30,7 @@ class PmgAft(TrainingMethod):
     name = "pmg-aft"
     description = "Adversarial CE + KL to the frozen model on adversarial images + KL to own clean predictions"
     source = "Wang et al., CVPR 2024 (PMG_AFT.py)"
+    not_shardable = "its KL terms are sums over the batch"
     Options = PmgAftOptions
 
     def setup(self) -> None:

@@ -30,6 +30,7 @@ class ClipPretrain(TrainingMethod):
     name = "clip-pretrain"
     description = "Pre-train both towers contrastively on labelled images with random prompt templates"
     source = "tgazsr (after Radford et al., 2021); builds the shipped mini CLIP"
+    not_shardable = "its contrastive loss uses the other images of the batch as negatives"
     Options = PretrainOptions
 
     def trainable_parameters(self) -> list[nn.Parameter]:
