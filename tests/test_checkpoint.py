@@ -22,6 +22,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from tgazsr_cli.engine import atomic, export, weights_file
 from tgazsr_cli.engine import checkpoint as ckpt
 from tgazsr_cli.engine.errors import RuntimeFailure, UsageError
 
@@ -181,7 +182,7 @@ def test_failed_rename_keeps_previous_file_and_leaves_no_temp(tmp_path: Path,
     def no_space(*_: Any) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(ckpt.os, "replace", no_space)
+    monkeypatch.setattr(atomic.os, "replace", no_space)
     with pytest.raises(RuntimeFailure, match="No space left"):
         ckpt.save_checkpoint(path, model_state={"w": torch.zeros(2)}, metadata={})
     monkeypatch.undo()
@@ -195,7 +196,7 @@ def test_crash_mid_write_keeps_previous_file(tmp_path: Path, monkeypatch: pytest
         Path(filename).write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{")
         raise KeyboardInterrupt  # Ctrl-C lands in the middle of the write
 
-    monkeypatch.setattr(ckpt, "save_file", half_written)
+    monkeypatch.setattr(atomic, "save_file", half_written)
     with pytest.raises(KeyboardInterrupt):
         ckpt.save_checkpoint(path, model_state={"w": torch.zeros(2)}, metadata={})
     monkeypatch.undo()
@@ -332,7 +333,7 @@ def test_export_loads_in_plain_open_clip_with_identical_outputs(clip: torch.nn.M
     saved = ckpt.save_checkpoint(tmp_path / "m.safetensors", model_state=clip.state_dict(),
                                  metadata=metadata(kind="model"))
     loaded = ckpt.load_checkpoint(saved)
-    out = ckpt.export_open_clip(loaded, model_cfg=loaded.metadata["model_cfg"],
+    out = export.export_open_clip(loaded, model_cfg=loaded.metadata["model_cfg"],
                                 preprocess_cfg=loaded.metadata["preprocess_cfg"], out_dir=tmp_path / "export")
     assert sorted(p.name for p in out.iterdir()) == ["open_clip_config.json", "open_clip_model.safetensors"]
     exported = open_clip.create_model("local-dir:" + str(out)).eval()
@@ -350,7 +351,7 @@ def test_export_loads_in_plain_open_clip_with_identical_outputs(clip: torch.nn.M
 
 def test_export_refuses_an_incomplete_model_cfg(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="vision_cfg"):
-        ckpt.export_open_clip(small_state(), model_cfg={"embed_dim": 3}, preprocess_cfg={}, out_dir=tmp_path)
+        export.export_open_clip(small_state(), model_cfg={"embed_dim": 3}, preprocess_cfg={}, out_dir=tmp_path)
 
 
 @pytest.mark.parametrize("name, wrap", [
@@ -363,7 +364,7 @@ def test_foreign_pickled_state_dicts_load(clip: torch.nn.Module, tmp_path: Path,
                                           wrap: Callable) -> None:
     state = clip.state_dict()
     torch.save(wrap(state), tmp_path / name)
-    loaded = ckpt.load_foreign_state_dict(tmp_path / name)
+    loaded = weights_file.load_foreign_state_dict(tmp_path / name)
     assert loaded.keys() == state.keys() and all(torch.equal(loaded[k], v) for k, v in state.items())
 
 
@@ -371,7 +372,7 @@ def test_foreign_safetensors_and_our_own_checkpoints_load(tmp_path: Path) -> Non
     save_file(small_state(), str(tmp_path / "f.safetensors"))
     ckpt.save_checkpoint(tmp_path / "ours.safetensors", model_state=small_state(), metadata={})
     for name in ("f.safetensors", "ours.safetensors"):
-        loaded = ckpt.load_foreign_state_dict(tmp_path / name)
+        loaded = weights_file.load_foreign_state_dict(tmp_path / name)
         assert all(torch.equal(loaded[k], v) for k, v in small_state().items()) and len(loaded) == 2
 
 
@@ -394,7 +395,7 @@ def test_malicious_pickle_is_refused_and_never_runs(tmp_path: Path, writer: str)
     else:
         path.write_bytes(pickle.dumps({"weight": [0.0], "trap": Booby(marker)}, protocol=2))
     with pytest.raises(UsageError, match="refuses to unpickle arbitrary objects") as info:
-        ckpt.load_foreign_state_dict(path)
+        weights_file.load_foreign_state_dict(path)
     assert "GLOBAL io.open" in str(info.value) and "\n" not in str(info.value)
     assert not marker.exists()
 
@@ -403,8 +404,8 @@ def test_foreign_files_that_are_not_state_dicts(tmp_path: Path) -> None:
     (tmp_path / "noise.pt").write_bytes(os.urandom(500))
     torch.save({"weight": torch.zeros(1), "epoch": 3}, tmp_path / "mixed.pt")
     with pytest.raises(UsageError):
-        ckpt.load_foreign_state_dict(tmp_path / "noise.pt")
+        weights_file.load_foreign_state_dict(tmp_path / "noise.pt")
     with pytest.raises(UsageError, match="'epoch' is not a named tensor"):
-        ckpt.load_foreign_state_dict(tmp_path / "mixed.pt")
+        weights_file.load_foreign_state_dict(tmp_path / "mixed.pt")
     with pytest.raises(UsageError, match="does not exist"):
-        ckpt.load_foreign_state_dict(tmp_path / "missing.pt")
+        weights_file.load_foreign_state_dict(tmp_path / "missing.pt")

@@ -107,7 +107,7 @@ def evaluate(
     if model:
         loaded.insert(0, load_model(model=model, pretrained=pretrained, device=torch_device))
     if original:
-        bases = [original_model(item, torch_device) for item in loaded if item.metadata.get("recipe")]
+        bases = [original_model(item, torch_device) for item in loaded if item.recipe]
         unique = {base.label: base for base in bases if base is not None}  # checkpoints sharing a base: one row
         loaded = list(unique.values()) + loaded
     if text_cache != "off":
@@ -115,7 +115,7 @@ def evaluate(
             item.classifier.use_disk_cache(None if text_cache == "auto" else Path(text_cache).expanduser())
     names = [*suites.datasets, *(n for n in split_names(datasets) if n not in suites.datasets)]
     if not names:
-        recipe = loaded[-1].metadata.get("recipe", {})
+        recipe = loaded[-1].recipe
         names = recipe.get("eval", {}).get("datasets") or [recipe.get("data", {}).get("dataset", "")]
         names = [n for n in names if n]
     if not names:

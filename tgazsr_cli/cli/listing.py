@@ -51,7 +51,7 @@ def models(
     """List the open_clip model names (including tgazsr-tiny and tgazsr-mini)."""
     import open_clip
 
-    from tgazsr_cli.engine.model import register_builtin_configs
+    from tgazsr_cli.engine.pretrained import register_builtin_configs
 
     register_builtin_configs()
     rows = [[name, ", ".join(open_clip.list_pretrained_tags_by_model(name)) if pretrained else ""]

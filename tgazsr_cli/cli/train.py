@@ -117,13 +117,14 @@ def export(
 ) -> None:
     """Export a checkpoint as an open_clip `local-dir:` folder that plain open_clip loads."""
     from tgazsr_cli.engine import checkpoint as ckpt
+    from tgazsr_cli.engine.checkpoint import checkpoint_in
     from tgazsr_cli.engine.errors import UsageError
-    from tgazsr_cli.engine.loading import checkpoint_in
+    from tgazsr_cli.engine.export import export_open_clip
 
     path = checkpoint_in(checkpoint)
     state = ckpt.load_checkpoint(path)
     if output.exists() and any(output.iterdir()):
         raise UsageError(f"output folder {output} is not empty")
-    folder = ckpt.export_open_clip(state, model_cfg=state.metadata["model_cfg"],
-                                   preprocess_cfg=state.metadata.get("preprocess_cfg", {}), out_dir=output)
+    folder = export_open_clip(state, model_cfg=state.info.model_cfg, preprocess_cfg=state.info.preprocess_cfg,
+                              out_dir=output)
     console.print(f"exported {path} → {folder}; load with open_clip.create_model('local-dir:{folder}')")

@@ -1,39 +1,92 @@
-"""Checkpoints: one safetensors file with the model, optional optimiser and RNG state, and JSON metadata.
+"""Checkpoints: one safetensors file with the model, optional optimiser and RNG state, and typed metadata.
 
 Layout: tensors `model.<key>` (the whole open_clip model, both towers), `optim.state.<idx>.<name>` and
-`rng.<...>`; the safetensors header metadata key "tgazsr" holds one JSON document with everything else.
-Writes are atomic (temporary sibling, fsync, rename, fsync of the folder), so a kill mid-save never leaves a
-partial file under the final name. Nothing here unpickles: pickled weights from elsewhere are read with
-`torch.load(weights_only=True)` only, and whatever that refuses stays refused.
+`rng.<...>`; the safetensors header metadata key "tgazsr" holds one JSON document: `CheckpointMetadata`
+plus the optimiser/RNG layout. Writes are atomic (see `atomic`). Nothing here unpickles.
+A run directory holds `final.safetensors` (model only) and `checkpoints/step-*.safetensors` (resumable).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import math
-import os
 import platform
 import random
 import re
-import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import metadata as dist
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
 
-from tgazsr_cli.engine.errors import RuntimeFailure, UsageError
+from tgazsr_cli.engine.atomic import atomic_save_tensors, check_json, read_header, read_tensors
+from tgazsr_cli.engine.errors import RuntimeFailure, UsageError, first_line
 
 FORMAT, FORMAT_VERSION, METADATA_KEY = "tgazsr-checkpoint", 1, "tgazsr"
+METADATA_SCHEMA = 2  # version of CheckpointMetadata's fields; a document without "schema" is version 1
 KINDS = ("training", "model")
 MODEL, OPTIM, RNG = "model.", "optim.", "rng."
 DEFAULT_PATTERN = "step-*.safetensors"
-CONTAINER_KEYS = ("state_dict", "model", "model_state_dict", "vision_encoder_state_dict")
-WRAPPER_PREFIXES = ("module.", "_orig_mod.")  # DistributedDataParallel, torch.compile
+FINAL_NAME = "final.safetensors"  # a run's model-only checkpoint, for eval, attack and export
+CHECKPOINT_DIR = "checkpoints"  # a run's resumable checkpoints
+LAYOUT_KEYS = ("format", "format_version", "optimizer", "rng")  # written by save_checkpoint itself
+
+
+@dataclass
+class CheckpointMetadata:
+    """What a tgazsr checkpoint says about itself: enough to rebuild the model and to resume its run."""
+
+    kind: str  # "training" (resumable: optimiser and RNG state inside) or "model"
+    method: str  # the training method, or "converted" for `tgazsr convert`
+    model_name: str
+    model_cfg: dict[str, Any]
+    pretrained: str | None = None
+    preprocess_cfg: dict[str, Any] = field(default_factory=dict)
+    logit_scale: float = 100.0
+    recipe: dict[str, Any] = field(default_factory=dict)  # the resolved recipe (empty for converted files)
+    classnames: list[str] = field(default_factory=list)
+    step: int = 0
+    epoch: int = 0
+    total_steps: int = 0
+    skipped_steps: int = 0
+    skipped_images: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)  # free-form facts (e.g. the file a convert read)
+    versions: dict[str, str] = field(default_factory=lambda: library_versions())  # of the writing process
+    schema: int = METADATA_SCHEMA
+
+    @property
+    def activation(self) -> str:
+        """The image and text towers' MLP activation: OpenAI's weights need QuickGELU."""
+        return "quick_gelu" if self.model_cfg.get("quick_gelu") else "gelu"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], where: str = "checkpoint") -> CheckpointMetadata:
+        """Read any schema version this release knows; version 1 kept the skip counters under "extra"."""
+        data = {k: v for k, v in data.items() if k not in LAYOUT_KEYS}
+        schema = data.get("schema", 1)
+        if not isinstance(schema, int) or schema > METADATA_SCHEMA:
+            raise UsageError(f"{where} has metadata schema {schema!r}; this tgazsr reads up to {METADATA_SCHEMA} "
+                             "(upgrade tgazsr)")
+        if schema == 1:
+            extra = dict(data.get("extra") or {})
+            data.setdefault("skipped_steps", extra.pop("skipped_steps", 0))
+            data.setdefault("skipped_images", extra.pop("skipped_images", 0))
+            data.pop("scheduler", None)  # v1 repeated (schedule name, step): both are in the recipe and step
+            data["extra"] = extra
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        missing = [n for n in ("kind", "method", "model_name", "model_cfg") if n not in data]
+        if missing:
+            raise UsageError(f"{where} metadata lacks {', '.join(missing)}")
+        known = {k: v for k, v in data.items() if k in names}
+        known["extra"] = {**known.get("extra", {}), **{k: data[k] for k in unknown}}  # kept, not lost
+        known["schema"] = METADATA_SCHEMA
+        return cls(**known)
 
 
 @dataclass
@@ -45,6 +98,11 @@ class Checkpoint:
     model_state: dict[str, torch.Tensor]
     optimizer_state: dict[str, Any] | None
     rng_state: dict[str, Any] | None
+
+    @property
+    def info(self) -> CheckpointMetadata:
+        """The metadata as the typed record (any schema version upgraded)."""
+        return CheckpointMetadata.from_dict(self.metadata, f"'{self.path}'")
 
 
 def checkpoint_name(step: int) -> str:
@@ -64,48 +122,6 @@ def library_versions() -> dict[str, str]:
         except dist.PackageNotFoundError:
             versions[key] = "unknown"
     return versions
-
-
-# -- JSON and tensor hygiene --------------------------------------------------------------------------------
-def _check_json(value: Any, where: str) -> None:
-    """Reject what JSON cannot hold or would corrupt (objects, NaN, non-string keys), naming where it is.
-
-    Tuples are allowed and come back as lists (torch accepts list `betas` in param_groups).
-    """
-    if value is None or isinstance(value, (str, bool, int)):
-        return
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise UsageError(f"checkpoint {where} is {value}, which JSON cannot hold")
-        return
-    if isinstance(value, (list, tuple)):
-        for i, item in enumerate(value):
-            _check_json(item, f"{where}[{i}]")
-        return
-    if isinstance(value, Mapping):
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise UsageError(f"checkpoint {where} has a non-string key {key!r} (JSON keys are strings)")
-            _check_json(item, f"{where}[{key!r}]")
-        return
-    raise UsageError(f"checkpoint {where} is a {type(value).__name__}, which is not JSON-serialisable")
-
-
-def _owned(tensors: Mapping[str, Any]) -> dict[str, torch.Tensor]:
-    """CPU, contiguous, one storage each: safetensors refuses shared storage (tied weights) and strides."""
-    seen: set[int] = set()
-    out: dict[str, torch.Tensor] = {}
-    for key, tensor in tensors.items():
-        if not isinstance(tensor, torch.Tensor):
-            raise UsageError(f"cannot save '{key}': a {type(tensor).__name__}, not a tensor")
-        tensor = tensor.detach().cpu()
-        pointer = tensor.untyped_storage().data_ptr()
-        if pointer in seen or not tensor.is_contiguous():
-            tensor = tensor.contiguous().clone()
-            pointer = tensor.untyped_storage().data_ptr()
-        seen.add(pointer)
-        out[key] = tensor
-    return out
 
 
 # -- optimiser and RNG state <-> tensors + JSON ------------------------------------------------------------
@@ -193,44 +209,6 @@ def _join_rng(tensors: Mapping[str, torch.Tensor], meta: Mapping[str, Any]) -> d
 
 
 # -- writing ------------------------------------------------------------------------------------------------
-def _fsync_dir(directory: Path) -> None:
-    """Make the rename itself durable; some filesystems cannot open folders, which is fine."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _atomic_write(path: Path, write: Any) -> Path:
-    """Call `write(tmp)` for a hidden sibling, fsync it, rename it over `path`; no partial file survives."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        write(tmp)
-        with tmp.open("rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-    return path
-
-
-def atomic_save_tensors(path: Path | str, tensors: Mapping[str, Any], metadata: dict[str, str]) -> Path:
-    """safetensors file written atomically; RuntimeFailure when the disk says no."""
-    try:
-        return _atomic_write(Path(path), lambda tmp: save_file(_owned(tensors), str(tmp), metadata=metadata))
-    except (OSError, SafetensorError) as exc:
-        raise RuntimeFailure(f"cannot write {path}: {getattr(exc, 'strerror', None) or exc}") from exc
-
-
 def save_checkpoint(
     path: Path | str,
     *,
@@ -256,47 +234,15 @@ def save_checkpoint(
     if rng_state is not None:
         rng_tensors, meta["rng"] = _split_rng(rng_state)
         tensors.update(rng_tensors)
-    _check_json(meta, "metadata")
+    check_json(meta, "metadata")
     return atomic_save_tensors(path, tensors, {METADATA_KEY: json.dumps(meta, allow_nan=False)})
 
 
 # -- reading ------------------------------------------------------------------------------------------------
-def _header(path: Path) -> dict[str, str]:
-    """The safetensors header metadata; truncation shows here because the header fixes the file size."""
-    if not path.exists():
-        raise UsageError(f"checkpoint '{path}' does not exist")
-    if not path.is_file():
-        raise UsageError(f"checkpoint '{path}' is not a file")
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            return handle.metadata() or {}
-    except SafetensorError as exc:
-        reason = _first_line(exc)
-        raise UsageError(f"'{path}' is not a valid safetensors file, or is truncated ({reason})") from None
-    except OSError as exc:
-        raise RuntimeFailure(f"cannot read '{path}': {exc.strerror or exc}") from exc
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:200] if text else type(exc).__name__
-
-
-def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
-    """Every tensor of a safetensors file, on the CPU."""
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            return {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118 - not a mapping
-    except (SafetensorError, RuntimeError) as exc:
-        raise UsageError(f"'{path}' is corrupt: {_first_line(exc)}") from None
-    except OSError as exc:
-        raise RuntimeFailure(f"cannot read '{path}': {exc.strerror or exc}") from exc
-
-
 def read_metadata(path: Path | str) -> dict[str, Any]:
     """The checkpoint's metadata from the header alone (no tensor data is read)."""
     path = Path(path)
-    raw = _header(path).get(METADATA_KEY)
+    raw = read_header(path).get(METADATA_KEY)
     if raw is None:
         raise UsageError(f"'{path}' is a safetensors file but not a tgazsr checkpoint "
                          f"(no '{METADATA_KEY}' metadata)")
@@ -317,7 +263,7 @@ def load_checkpoint(path: Path | str, *, map_location: str | torch.device = "cpu
     """Everything in a checkpoint; RNG tensors stay on the CPU, where torch requires them."""
     path = Path(path)
     meta = read_metadata(path)
-    tensors = _read_tensors(path)
+    tensors = read_tensors(path)
     device = torch.device(map_location)
 
     def part(prefix: str, move: bool) -> dict[str, torch.Tensor]:
@@ -331,7 +277,7 @@ def load_checkpoint(path: Path | str, *, map_location: str | torch.device = "cpu
         optimizer = _join_optimizer(part(OPTIM, True), meta["optimizer"]) if meta.get("optimizer") else None
         rng = _join_rng(part(RNG, False), meta["rng"]) if meta.get("rng") else None
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        reason = _first_line(exc)
+        reason = first_line(exc)
         raise UsageError(f"'{path}' has corrupt optimiser or RNG state ({reason})") from None
     return Checkpoint(path=path, metadata=meta, model_state=model, optimizer_state=optimizer, rng_state=rng)
 
@@ -405,98 +351,21 @@ def check_compatible(model_state: Mapping[str, Any], expected: Mapping[str, Any]
         raise UsageError("checkpoint is for a different architecture: " + ", ".join(parts))
 
 
-# -- interoperability ---------------------------------------------------------------------------------------
-def export_open_clip(
-    checkpoint_or_state: Checkpoint | Mapping[str, torch.Tensor],
-    *,
-    model_cfg: Mapping[str, Any],
-    preprocess_cfg: Mapping[str, Any],
-    out_dir: Path | str,
-) -> Path:
-    """An open_clip `local-dir:` folder (open_clip_config.json + open_clip_model.safetensors) for any user."""
-    if not {"vision_cfg", "text_cfg"} <= set(model_cfg):
-        raise UsageError("model_cfg needs 'vision_cfg' and 'text_cfg' for open_clip to rebuild the model")
-    config = {"model_cfg": dict(model_cfg), "preprocess_cfg": dict(preprocess_cfg)}
-    _check_json(config, "export config")
-    state = checkpoint_or_state
-    if isinstance(state, Checkpoint):
-        state = state.model_state
-    out = Path(out_dir)
-    atomic_save_tensors(out / "open_clip_model.safetensors", state, {"format": "pt"})
-    text = json.dumps(config, indent=2) + "\n"
-    try:
-        _atomic_write(out / "open_clip_config.json", lambda tmp: tmp.write_text(text, encoding="utf-8"))
-    except OSError as exc:
-        raise RuntimeFailure(f"cannot write {out / 'open_clip_config.json'}: {exc.strerror or exc}") from exc
-    return out
 
 
-def _looks_like_safetensors(path: Path) -> bool:
-    """An 8-byte header length followed by a JSON object: how safetensors files begin, whatever the suffix."""
-    try:
-        with path.open("rb") as handle:
-            head = handle.read(9)
-    except OSError as exc:
-        raise RuntimeFailure(f"cannot read '{path}': {exc.strerror or exc}") from exc
-    return len(head) == 9 and head[8:9] == b"{"
-
-
-def _torch_load_weights_only(path: Path) -> Any:
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except OSError as exc:
-        raise RuntimeFailure(f"cannot read '{path}': {exc.strerror or exc}") from exc
-    except Exception as exc:  # weights_only raises UnpicklingError, RuntimeError, ... for unsafe content
-        lines = [line.strip() for line in str(exc).splitlines() if line.strip()] or [type(exc).__name__]
-        hint = next((line for line in lines if "nsupported" in line or "GLOBAL" in line), lines[0])
-        reason = hint.removeprefix("WeightsUnpickler error:").strip().split(". ")[0][:160]
-        raise UsageError(f"'{path}' cannot be read safely: tgazsr refuses to unpickle arbitrary objects "
-                         f"(torch.load weights_only=True said: {reason})") from None
-
-
-def _unwrap(obj: Any) -> Any:
-    """Training scripts nest the weights ({"state_dict": ...}, {"model": ...}); dig until none is left."""
-    while isinstance(obj, dict):
-        inner = next((obj[k] for k in CONTAINER_KEYS if isinstance(obj.get(k), dict)), None)
-        if inner is None:
-            return obj
-        obj = inner
-    return obj
-
-
-def read_weights_file(path: Path | str) -> Any:
-    """The raw content of a weights file: safetensors tensors, or a pickle read with weights_only=True."""
-    path = Path(path)
+def checkpoint_in(path: Path) -> Path:
+    """A run directory resolves to its final checkpoint, else its newest valid training checkpoint."""
+    if path.is_dir():
+        final = path / FINAL_NAME
+        if final.is_file():
+            return final
+        latest = latest_checkpoint(path / CHECKPOINT_DIR)
+        if latest is None:
+            raise UsageError(f"no checkpoint in {path} (expected {FINAL_NAME} or {CHECKPOINT_DIR}/step-*.safetensors)")
+        return latest
     if not path.is_file():
-        raise UsageError(f"weights file '{path}' does not exist")
-    if path.suffix == ".safetensors" or _looks_like_safetensors(path):
-        return _read_tensors(path)
-    return _torch_load_weights_only(path)
-
-
-def load_foreign_state_dict(path: Path | str) -> dict[str, torch.Tensor]:
-    """Weights from elsewhere: safetensors, or a pickle read with weights_only=True (never anything else)."""
-    path = Path(path)
-    if path.is_file() and (path.suffix == ".safetensors" or _looks_like_safetensors(path)) \
-            and METADATA_KEY in _header(path):
-        return load_checkpoint(path).model_state
-    state = _unwrap(read_weights_file(path))
-    if not isinstance(state, dict) or not state:
-        raise UsageError(f"'{path}' does not hold a state dict of tensors")
-    bad = [k for k, v in state.items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)]
-    if bad:
-        raise UsageError(f"'{path}' does not hold a state dict of tensors ({bad[0]!r} is not a named tensor)")
-    return strip_wrapper_prefixes(state)
-
-
-def strip_wrapper_prefixes(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Drop the key prefixes that wrappers add to every key (DDP's "module.", torch.compile's "_orig_mod."),
-    however they are nested."""
-    stripped = True
-    while stripped:
-        stripped = False
-        for prefix in WRAPPER_PREFIXES:
-            if state and all(k.startswith(prefix) for k in state):
-                state = {k.removeprefix(prefix): v for k, v in state.items()}
-                stripped = True
-    return state
+        raise UsageError(f"checkpoint '{path}' does not exist")
+    if path.suffix != ".safetensors":
+        raise UsageError(f"'{path}' is not a tgazsr checkpoint; evaluate published weights with --model ViT-B-32 "
+                         f"--pretrained openai+{path}, or convert them once with `tgazsr convert`")
+    return path

@@ -34,3 +34,9 @@ def unknown_name(kind: str, name: str, choices: Iterable[str]) -> UsageError:
     """A UsageError for an unknown registry name, listing the choices and the closest one."""
     choices = sorted(choices)
     return UsageError(f"unknown {kind} '{name}'{did_you_mean(name, choices)}; choose from: {', '.join(choices)}")
+
+
+def first_line(exc: BaseException, limit: int = 200) -> str:
+    """The first line of an exception's message (or its type name), for one-line error reports."""
+    text = str(exc).strip()
+    return text.splitlines()[0][:limit] if text else type(exc).__name__

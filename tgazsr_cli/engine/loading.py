@@ -4,51 +4,48 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from tgazsr_cli.engine import checkpoint as ckpt
+from tgazsr_cli.engine.checkpoint import FINAL_NAME, checkpoint_in
 from tgazsr_cli.engine.errors import UsageError
-from tgazsr_cli.engine.model import ClipClassifier, ModelSpec, build_clip, load_classifier, make_tokenizer
-from tgazsr_cli.engine.trainer import FINAL_NAME
+from tgazsr_cli.engine.model import ClipClassifier, load_classifier
+from tgazsr_cli.engine.pretrained import ModelSpec, build_clip, make_tokenizer
 
 
 @dataclass
 class LoadedModel:
     classifier: ClipClassifier
-    label: str  # a short name for tables: the run/checkpoint name, or "ViT-B-32 (openai)"
-    metadata: dict
+    label: str  # the row name in tables and plots: "tga-zsr-run (tga-zsr)", "ViT-B-32 (openai)", "original ..."
+    info: ckpt.CheckpointMetadata | None  # None for an open_clip model named directly
+
+    @property
+    def recipe(self) -> dict[str, Any]:
+        """The resolved recipe the checkpoint was trained with (empty for models and converted files)."""
+        return self.info.recipe if self.info is not None else {}
 
 
-def checkpoint_in(path: Path) -> Path:
-    """A run directory resolves to its final checkpoint, else its newest valid training checkpoint."""
-    if path.is_dir():
-        final = path / FINAL_NAME
-        if final.is_file():
-            return final
-        latest = ckpt.latest_checkpoint(path / "checkpoints")
-        if latest is None:
-            raise UsageError(f"no checkpoint in {path} (expected {FINAL_NAME} or checkpoints/step-*.safetensors)")
-        return latest
-    if not path.is_file():
-        raise UsageError(f"checkpoint '{path}' does not exist")
-    if path.suffix != ".safetensors":
-        raise UsageError(f"'{path}' is not a tgazsr checkpoint; evaluate published weights with --model ViT-B-32 "
-                         f"--pretrained openai+{path}, or convert them once with `tgazsr convert`")
-    return path
+def checkpoint_label(path: Path, method: str) -> str:
+    """A run's final checkpoint is named by its run (and method, unless the run name already says it)."""
+    if path.name != FINAL_NAME:
+        run = path.parent.parent.name if path.parent.name == ckpt.CHECKPOINT_DIR else path.parent.name
+        return f"{run}/{path.stem}"
+    run = path.parent.name
+    return run if method in run else f"{run} ({method})"
 
 
 def load_tgazsr_checkpoint(path: Path, device: torch.device | str = "cpu") -> LoadedModel:
     state = ckpt.load_checkpoint(path)
-    meta = state.metadata
-    spec = ModelSpec(meta["model_name"], meta.get("pretrained"), meta["model_cfg"], meta.get("preprocess_cfg", {}))
+    info = state.info
+    spec = ModelSpec(info.model_name, info.pretrained, info.model_cfg, info.preprocess_cfg)
     clip = build_clip(spec, load_weights=False)
     ckpt.check_compatible(state.model_state, clip.state_dict())
     clip.load_state_dict(state.model_state)
-    classifier = ClipClassifier(clip, spec, make_tokenizer(spec), logit_scale=meta.get("logit_scale", 100.0))
-    run = path.parent.parent.name if path.parent.name == "checkpoints" else path.parent.name
-    label = f"{meta.get('method', 'model')}:{run}" if path.name == FINAL_NAME else f"{run}/{path.stem}"
-    return LoadedModel(classifier.to(device).eval(), label, meta)
+    classifier = ClipClassifier(clip, spec, make_tokenizer(spec), logit_scale=info.logit_scale)
+    label = path.stem if info.method == "converted" else checkpoint_label(path, info.method)
+    return LoadedModel(classifier.to(device).eval(), label, info)
 
 
 def load_model(
@@ -65,14 +62,19 @@ def load_model(
         raise UsageError("name a model: --checkpoint RUN_DIR|FILE, or --model NAME [--pretrained TAG|FILE]")
     classifier = load_classifier(model, pretrained, device=device, logit_scale=logit_scale)
     label = f"{model} ({Path(pretrained).name if pretrained else 'random init'})"
-    return LoadedModel(classifier, label, {"model_name": model, "pretrained": pretrained})
+    return LoadedModel(classifier, label, None)
 
 
 def original_model(loaded: LoadedModel, device: torch.device | str = "cpu") -> LoadedModel | None:
-    """The model a checkpoint was fine-tuned from, when its recipe names one that can be rebuilt."""
-    recipe = loaded.metadata.get("recipe", {})
-    base = recipe.get("model", {})
+    """The model a checkpoint was fine-tuned from, when its recipe names one that can be rebuilt.
+
+    It keeps the logit scale the fine-tuning used, so the original and the fine-tuned rows are attacked
+    through the same loss (a different scale changes what a fixed PGD step does)."""
+    base = loaded.recipe.get("model", {})
     if not base.get("name"):
         return None
-    return load_model(model=base["name"], pretrained=base.get("pretrained"), device=device,
-                      logit_scale=base.get("logit_scale", 100.0))
+    original = load_model(model=base["name"], pretrained=base.get("pretrained"), device=device,
+                          logit_scale=base.get("logit_scale", 100.0))
+    weights = Path(base["pretrained"]).name if base.get("pretrained") else "random init"
+    original.label = f"original ({base['name']}, {weights})"
+    return original

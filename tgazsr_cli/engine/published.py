@@ -6,7 +6,7 @@ TeCoA, PMG-AFT and TGA-ZSR fine-tune the image tower of OpenAI's CLIP and save a
 DataParallel's "module." prefix. OpenAI's CLIP and open_clip's ViTs share parameter names, so every
 candidate dict in the file is normalised (prefixes stripped, "visual." added to a bare image tower) and
 scored by how many of the model's parameters it names (then: with the right shape); the best one wins.
-Files are read with `weights_only=True` (checkpoint.read_weights_file): nothing in them is executed.
+Files are read with `weights_only=True` (weights_file.read_weights_file): nothing in them is executed.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from tgazsr_cli.engine.checkpoint import read_weights_file, strip_wrapper_prefixes
 from tgazsr_cli.engine.errors import UsageError
+from tgazsr_cli.engine.weights_file import read_weights_file, strip_wrapper_prefixes
 
 IMAGE_PREFIX = "visual."
 MAX_DEPTH = 3  # how deep into nested dicts candidates are looked for

@@ -16,8 +16,9 @@ from typing import Any
 import yaml
 
 from tgazsr_cli.engine.errors import UsageError, did_you_mean
+from tgazsr_cli.engine.resources import package_path
 
-RECIPES_DIR = Path(__file__).resolve().parents[2] / "recipes"
+RECIPES_DIR = package_path("recipes")  # inside the package; the top-level recipes/ links here
 PAPER_TEMPLATE = "This is a photo of a {}"  # spec §3: training prompt
 
 

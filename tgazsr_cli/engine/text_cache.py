@@ -19,7 +19,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
 
-from tgazsr_cli.engine.checkpoint import atomic_save_tensors
+from tgazsr_cli.engine.atomic import atomic_save_tensors
 
 IMAGE_PREFIX = "visual."
 FEATURES_KEY = "features"

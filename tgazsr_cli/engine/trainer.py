@@ -15,7 +15,6 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 
@@ -31,8 +30,7 @@ from tgazsr_cli.engine.recipe import Recipe, recipe_from_dict
 from tgazsr_cli.engine.runinfo import pick_device
 from tgazsr_cli.engine.schedule import learning_rate
 
-CHECKPOINT_DIR = "checkpoints"
-FINAL_NAME = "final.safetensors"
+CHECKPOINT_DIR, FINAL_NAME = ckpt.CHECKPOINT_DIR, ckpt.FINAL_NAME
 
 
 class TrainingInterrupted(Exception):
@@ -143,26 +141,15 @@ class Trainer:
                 getattr(tower, "transformer", tower).compile()
 
     # -- checkpoints ------------------------------------------------------------------------------
-    def metadata(self, kind: str) -> dict[str, Any]:
+    def metadata(self, kind: str) -> ckpt.CheckpointMetadata:
         spec = self.model.spec
-        return {
-            "format": "tgazsr-checkpoint",
-            "format_version": 1,
-            "kind": kind,
-            "method": self.recipe.method,
-            "recipe": self.recipe.to_dict(),
-            "model_name": spec.name,
-            "pretrained": spec.pretrained,
-            "model_cfg": spec.model_cfg,
-            "preprocess_cfg": spec.preprocess_cfg,
-            "logit_scale": self.model.logit_scale,
-            "step": self.step,
-            "epoch": self.step // self.batches_per_epoch,
-            "total_steps": self.total_steps,
-            "classnames": self.model.classnames,
-            "scheduler": {"name": self.recipe.optim.schedule, "step": self.step},
-            "extra": {"skipped_steps": self.skipped_steps, "skipped_images": self.skipped_images},
-        }
+        return ckpt.CheckpointMetadata(
+            kind=kind, method=self.recipe.method, model_name=spec.name, model_cfg=spec.model_cfg,
+            pretrained=spec.pretrained, preprocess_cfg=spec.preprocess_cfg, logit_scale=self.model.logit_scale,
+            recipe=self.recipe.to_dict(), classnames=self.model.classnames, step=self.step,
+            epoch=self.step // self.batches_per_epoch, total_steps=self.total_steps,
+            skipped_steps=self.skipped_steps, skipped_images=self.skipped_images,
+        )
 
     def save(self, sync: bool = True) -> Path:
         """Rank 0 writes a resumable checkpoint; with `sync` the other ranks wait until it is on disk."""
@@ -179,7 +166,7 @@ class Trainer:
         path = ckpt.save_checkpoint(
             directory / ckpt.checkpoint_name(self.step),
             model_state=self.model.clip.state_dict(),
-            metadata=self.metadata("training"),
+            metadata=self.metadata("training").to_dict(),
             optimizer_state=self.optimizer.state_dict(),
             rng_state=ckpt.capture_rng_state(),
         )
@@ -198,10 +185,8 @@ class Trainer:
             if dist.is_distributed() and self.device.type == "cuda" and cuda_states:
                 # rank 0 recorded its own GPU first; all ranks' RNG states are equal (shared_noise_stream)
                 torch.cuda.set_rng_state(cuda_states[0].cpu(), self.device)
-        self.step = int(state.metadata["step"])
-        extra = state.metadata.get("extra", {})
-        self.skipped_steps = int(extra.get("skipped_steps", 0))
-        self.skipped_images = int(extra.get("skipped_images", 0))
+        info = state.info
+        self.step, self.skipped_steps, self.skipped_images = info.step, info.skipped_steps, info.skipped_images
 
     # -- the loop ---------------------------------------------------------------------------------
     def batches_from(self, start_step: int) -> Iterator[list[int]]:
@@ -324,7 +309,7 @@ class Trainer:
         path = self.run_dir / FINAL_NAME
         if dist.is_main_process():
             path = ckpt.save_checkpoint(path, model_state=self.model.clip.state_dict(),
-                                        metadata=self.metadata("model"))
+                                        metadata=self.metadata("model").to_dict())
         dist.barrier()
         return path
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from tgazsr_cli.engine.data.classfiles import read_classnames
 from tgazsr_cli.engine.data.names import wnid_names
 from tgazsr_cli.engine.errors import UsageError, unknown_name
 
@@ -95,16 +96,9 @@ TINYIMAGENET = register_dataset(DatasetSpec(
 ))
 
 
-def _imagenet_classnames() -> tuple[str, ...]:
-    # OpenAI's curated ImageNet-1k class names, as open_clip (a dependency) ships them
-    from open_clip.zero_shot_metadata import IMAGENET_CLASSNAMES
-
-    return tuple(IMAGENET_CLASSNAMES)
-
-
 IMAGENET = register_dataset(DatasetSpec(
     name="imagenet",
-    classnames=_imagenet_classnames(),
+    classnames=read_classnames("imagenet"),  # OpenAI's curated names (classnames/imagenet.txt)
     templates=DEFAULT_TEMPLATES,
     resize_mode="resize_crop",
     hub_id="ILSVRC/imagenet-1k",
