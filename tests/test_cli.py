@@ -39,7 +39,7 @@ def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, s
 def test_train_writes_checkpoints_recipe_and_metrics(run_dir: Path) -> None:
     meta = read_metadata(run_dir / "final.safetensors")
     assert meta["method"] == "tga-zsr" and meta["step"] == 6 and meta["kind"] == "model"
-    assert meta["model_name"] == "tgazsr-tiny" and meta["recipe"]["loss"]["alpha"] == 0.08
+    assert meta["model_name"] == "tgazsr-tiny" and meta["recipe"]["method_options"]["alpha"] == 0.08
     assert {"torch", "open_clip", "safetensors"} <= set(meta["versions"])
     assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == [
         "step-00000003.safetensors", "step-00000006.safetensors"]

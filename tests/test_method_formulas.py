@@ -98,13 +98,13 @@ def test_comp_tga_map_is_text_map_times_one_minus_negated_map(tiny_model, batch)
     positive_map = text_guided_attention(tokens, tiny_model.text_features[labels], (7, 7), (28, 28))
     negative_map = text_guided_attention(tokens, negative[labels], (7, 7), (28, 28))
     torch.testing.assert_close(method.attention(tiny_model, tokens, labels), positive_map * (1 - negative_map))
-    assert (method.recipe.loss.alpha, method.recipe.loss.beta) == (0.08, 0.05)  # recipes set 0.10 / 0.07
+    assert (method.options.alpha, method.options.beta) == (0.08, 0.05)  # recipes set 0.10 / 0.07
 
 
 @pytest.mark.parametrize("detach", [False, True])
 def test_vision_tga_attention_carries_gradient_unless_detached(tiny_model, batch, detach: bool) -> None:
     images, labels = batch
-    method = method_for(tiny_model, "vision-tga", "loss.alpha=1", "loss.beta=1",
+    method = method_for(tiny_model, "vision-tga", "method_options.alpha=1", "method_options.beta=1",
                         f"method_options={{detach_attention: {str(detach).lower()}}}")
     torch.manual_seed(9)
     output = method.loss(images, labels)

@@ -47,7 +47,8 @@ def test_one_step_updates_only_trainable_parameters(tiny_model, batch, name) -> 
 
 def test_tga_zsr_loss_equals_its_formula(tiny_model, batch) -> None:
     images, labels = batch
-    recipe = load_recipe(None, ["loss.alpha=0.3", "loss.beta=0.2", "attack.eps=4", "attack.steps=2"])
+    recipe = load_recipe(None, ["method_options.alpha=0.3", "method_options.beta=0.2", "attack.eps=4",
+                                "attack.steps=2"])
     method = build_method(tiny_model, recipe)
     perturb(tiny_model)
 
@@ -76,7 +77,7 @@ def test_tga_zsr_loss_equals_its_formula(tiny_model, batch) -> None:
 
 def test_tecoa_is_adversarial_ce_only(tiny_model, batch) -> None:
     images, labels = batch
-    method = build_method(tiny_model, load_recipe(None, ["method=tecoa", "loss.alpha=0.5"]))
+    method = build_method(tiny_model, load_recipe(None, ["method=tecoa", "loss.alpha=0.5"]))  # 0.1 layout: ignored
     assert method.teacher is None
     torch.manual_seed(5)
     output = method.loss(images, labels)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import time
+from collections.abc import Iterator
 from typing import Any
 
 from rich.console import Console
@@ -52,3 +56,59 @@ class RichProgress:
 
     def log(self, message: str) -> None:
         self.bars.console.print(message)
+
+
+PLAIN_EVERY_SECONDS = 30.0  # without a terminal: a progress line at least this often...
+PLAIN_EVERY_FRACTION = 0.05  # ...and every 5% of a task
+
+
+class PlainTask:
+    """One progress line every few percent or seconds, for logs (nohup, SLURM) where bars never show."""
+
+    def __init__(self, log: Any, description: str, total: int | None, completed: int) -> None:
+        self.log, self.description, self.total, self.done = log, description, total, completed
+        self.started = self.last = time.monotonic()
+        self.every = max(1, int((total or 0) * PLAIN_EVERY_FRACTION))
+        self.last_done = completed
+
+    def advance(self, steps: int = 1, **info: Any) -> None:
+        self.done += steps
+        now = time.monotonic()
+        if self.done - self.last_done >= self.every or now - self.last >= PLAIN_EVERY_SECONDS or \
+                self.done == self.total:
+            self.last, self.last_done = now, self.done
+            of = f"/{self.total}" if self.total else ""
+            text = "  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in info.items())
+            self.log(f"{self.description}: {self.done}{of} ({now - self.started:.0f} s) {text}".rstrip())
+
+    def close(self) -> None:
+        pass
+
+
+class PlainProgress:
+    def __enter__(self) -> PlainProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def task(self, description: str, total: int | None, completed: int = 0) -> PlainTask:
+        return PlainTask(self.log, description, total, completed)
+
+    def log(self, message: str) -> None:
+        console.print(message, markup=False, highlight=False)
+
+
+@contextlib.contextmanager
+def make_progress() -> Iterator[Any]:
+    """Rich bars on a terminal, plain lines otherwise, nothing on ranks other than 0 under torchrun."""
+    from tgazsr_cli.engine.progress import SilentProgress
+
+    if int(os.environ.get("RANK", "0")) != 0:
+        yield SilentProgress()
+    elif console.is_terminal:
+        with RichProgress() as progress:
+            yield progress
+    else:
+        with PlainProgress() as progress:
+            yield progress

@@ -1,38 +1,31 @@
-"""`tgazsr convert`: published weights (OpenAI-CLIP layout `.pt`/`.pth`/`.pth.tar`, open_clip files) to a tgazsr
-safetensors checkpoint that `eval`, `attack`, `visualize-attention` and `export` read like any other."""
+"""`tgazsr convert`: published robust-CLIP weights to a tgazsr safetensors checkpoint."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
+from tgazsr_cli.cli import options as opt
 from tgazsr_cli.cli.console import console
 
 
 def convert(
-    model: str = typer.Option("ViT-B-32", help="open_clip architecture the weights belong to."),
-    pretrained: str = typer.Option(..., help="Weights: a file, a tag, or BASE+FILE (e.g. openai+tecoa.pth.tar)."),
-    output: Path = typer.Option(..., "--output", "-o", help="The .safetensors checkpoint to write."),
-    logit_scale: float = typer.Option(100.0, min=0.0, help="Logit scale stored for zero-shot logits."),
-    force: bool = typer.Option(False, "--force", help="Overwrite an existing output file."),
+    pretrained: Annotated[str, typer.Option(
+        help="Weights: a file, a tag, or BASE+FILE (e.g. openai+tecoa.pth.tar).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="The .safetensors checkpoint to write.")],
+    model: Annotated[str, typer.Option(help="open_clip architecture the weights belong to.")] = "ViT-B-32",
+    logit_scale: Annotated[float, typer.Option(min=0.0, help="Logit scale stored for zero-shot logits.")] = 100.0,
+    force: Annotated[bool, opt.flag("--force", help="Overwrite an existing output file.")] = False,
 ) -> None:
     """Convert published robust-CLIP weights into a tgazsr checkpoint (read with weights_only=True)."""
-    from tgazsr_cli.engine import checkpoint as ckpt
-    from tgazsr_cli.engine.errors import UsageError
-    from tgazsr_cli.engine.model import load_classifier
+    from tgazsr_cli.engine.convert import check_output
 
-    if output.suffix != ".safetensors":
-        raise UsageError(f"output '{output}' must end in .safetensors")
-    if output.exists() and not force:
-        raise UsageError(f"output '{output}' exists; pass --force to overwrite it")
-    if not output.parent.is_dir():
-        raise UsageError(f"output folder '{output.parent}' does not exist")
-    classifier = load_classifier(model, pretrained, logit_scale=logit_scale)
-    spec = classifier.spec
-    metadata = {"kind": "model", "method": "converted", "model_name": spec.name, "pretrained": spec.pretrained,
-                "model_cfg": spec.model_cfg, "preprocess_cfg": spec.preprocess_cfg, "logit_scale": logit_scale,
-                "source": {"pretrained": pretrained}}
-    ckpt.save_checkpoint(output, model_state=classifier.clip.state_dict(), metadata=metadata)
-    console.print(f"wrote {output} ({spec.name}, weights {pretrained}); evaluate it with "
-                  f"`tgazsr eval --checkpoint {output}`")
+    check_output(output, force)  # before torch is imported
+
+    from tgazsr_cli.engine.convert import convert_weights
+
+    written = convert_weights(model, pretrained, output, logit_scale=logit_scale, force=force)
+    console.print(f"wrote {written} ({model}, weights {pretrained}); evaluate it with "
+                  f"`tgazsr eval --checkpoint {written}`")

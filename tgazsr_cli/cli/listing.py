@@ -27,9 +27,9 @@ def methods() -> None:
 
 def attacks() -> None:
     """List the attacks and the attack suites."""
-    from tgazsr_cli.engine.attacks import ATTACK_HELP, SUITE_HELP
+    from tgazsr_cli.engine.attacks import ATTACKS, SUITE_HELP
 
-    rows = [[name, "attack", text] for name, text in sorted(ATTACK_HELP.items())]
+    rows = [[name, "attack", entry.help] for name, entry in sorted(ATTACKS.items())]
     rows += [[name, "suite", text] for name, text in SUITE_HELP.items()]
     _table("attacks", ["name", "kind", "description"], rows)
 
@@ -41,7 +41,8 @@ def datasets() -> None:
     rows = []
     for name in list_datasets():
         spec = get_dataset_spec(name)
-        rows.append([name, str(len(spec.classnames)), spec.hub_id or "shipped", spec.description])
+        source = spec.hub_id or ("shipped" if spec.local_path else "local only (--data-dir)")
+        rows.append([name, str(len(spec.classnames)), source, spec.description])
     _table("datasets", ["name", "classes", "source", "description"], rows)
 
 

@@ -38,15 +38,19 @@ def attack_and_save(
     *,
     attack: str,
     threat: ThreatModel,
-    num_examples: int,
+    num_examples: int | None = None,
+    indices: list[int] | None = None,
     batch_size: int = 64,
 ) -> AttackSummary:
-    """Attack the first `num_examples` examples of `data` with an attack or suite and save what came out."""
+    """Attack the examples at `indices` (else the first `num_examples`) of `data` with an attack or suite and
+    save what came out; undecodable images are left out."""
     attack_fn = resolve_attack(attack)
     model.set_classes(data.classnames, data.templates)
     model.eval()
     out_dir.mkdir(parents=True, exist_ok=True)
-    items = [data.dataset[i] for i in range(min(num_examples, len(data.dataset)))]
+    if indices is None:
+        indices = list(range(min(num_examples or len(data.dataset), len(data.dataset))))
+    items = [data.dataset[i] for i in indices]
     items = [item for item in items if item is not None]
     images = torch.stack([item[0] for item in items])
     labels = torch.tensor([int(item[1]) for item in items])

@@ -37,3 +37,16 @@ def export_open_clip(
     except OSError as exc:
         raise RuntimeFailure(f"cannot write {out / 'open_clip_config.json'}: {exc.strerror or exc}") from exc
     return out
+
+
+def export_checkpoint(checkpoint: Path, out_dir: Path) -> tuple[Path, Path]:
+    """(the checkpoint file read, the folder written): a run directory or checkpoint as an open_clip folder."""
+    from tgazsr_cli.engine.checkpoint import checkpoint_in, load_checkpoint
+
+    path = checkpoint_in(checkpoint)
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        raise UsageError(f"output folder {out_dir} is not empty")
+    state = load_checkpoint(path)
+    info = state.info
+    return path, export_open_clip(state, model_cfg=info.model_cfg, preprocess_cfg=info.preprocess_cfg,
+                                  out_dir=out_dir)

@@ -6,7 +6,9 @@ offending key, and the resolved recipe is written next to every output and into 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -48,16 +50,6 @@ class AttackConfig:
     eps: float = 1.0
     steps: int = 2
     step_size: float = 1.0
-
-
-@dataclass
-class LossConfig:
-    alpha: float = 0.08  # weight of L_AR (adversarial attention refinement)
-    beta: float = 0.05  # weight of L_AMC (attention-based model constraint)
-    distance: str = "l2"  # l2 | cos | l1 (reference `--Distance_metric`)
-    attention: str = "text"  # text | visual (reference `--atten_methods`)
-    attention_norm: str = "token-axis"  # token-axis (reference) | per-token
-    upsample: bool = True  # compare maps at input resolution as the reference does (spec §8.8)
 
 
 @dataclass
@@ -106,11 +98,11 @@ class EvalConfig:
 class Recipe:
     method: str = "tga-zsr"
     description: str = ""
-    method_options: dict[str, Any] = field(default_factory=dict)  # checked by the method's own Options
+    # the method's own typed settings (its Options dataclass); filled with every default when a recipe is loaded
+    method_options: dict[str, Any] = field(default_factory=dict)
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     attack: AttackConfig = field(default_factory=AttackConfig)
-    loss: LossConfig = field(default_factory=LossConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
@@ -123,9 +115,6 @@ class Recipe:
 
 
 CHOICES: dict[str, tuple[str, ...]] = {
-    "loss.distance": ("l2", "cos", "l1"),
-    "loss.attention": ("text", "visual"),
-    "loss.attention_norm": ("token-axis", "per-token"),
     "optim.name": ("sgd", "adamw"),
     "optim.schedule": ("cosine", "constant"),
     "train.precision": ("fp32", "bf16"),
@@ -136,7 +125,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
 POSITIVE = {"data.batch_size", "eval.batch_size", "optim.epochs", "train.save_every", "train.keep_last",
             "train.log_every", "optim.lr", "attack.step_size", "eval.step_size"}
 NON_NEGATIVE = {"data.num_workers", "attack.steps", "eval.steps", "optim.warmup_steps", "optim.momentum",
-                "optim.weight_decay", "optim.last_num_ft", "loss.alpha", "loss.beta", "attack.eps", "eval.eps"}
+                "optim.weight_decay", "optim.last_num_ft", "attack.eps", "eval.eps"}
 
 
 def _coerce(value: Any, hint: Any, key: str) -> Any:
@@ -167,13 +156,16 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
         if isinstance(value, float) and value.is_integer():
             return int(value)
     elif hint is float:
+        number: float | None = None
         if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):
-            try:
-                return float(value)  # YAML reads "1e-4" as a string
-            except ValueError:
-                pass
+            number = float(value)
+        elif isinstance(value, str):
+            with contextlib.suppress(ValueError):
+                number = float(value)  # YAML reads "1e-4" as a string
+        if number is not None:
+            if not math.isfinite(number):
+                raise UsageError(f"recipe key '{key}' must be a finite number, got {value!r}")
+            return number
     elif hint is str:
         if isinstance(value, str):
             return value
@@ -265,7 +257,10 @@ def read_recipe_file(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]
         return data
     local = path.parent / str(parent)
     parent_path = local if local.is_file() else find_recipe(str(parent))
-    return deep_merge(read_recipe_file(parent_path, (*_seen, path)), data)
+    base = read_recipe_file(parent_path, (*_seen, path))
+    if str(data.get("method", base.get("method", ""))).lower() != str(base.get("method", "")).lower():
+        base.pop("method_options", None)  # another method's options: a recipe inherits the protocol, not those
+    return deep_merge(base, data)
 
 
 def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -315,8 +310,13 @@ def load_recipe(
     for key, value in (flags or {}).items():
         if value is not None:
             apply_override(data, key.split("."), value)
-    return validate(build_section(Recipe, data, ""))
+    return recipe_from_dict(data)
 
 
 def recipe_from_dict(data: dict[str, Any]) -> Recipe:
-    return validate(build_section(Recipe, data, ""))
+    """A validated recipe whose method_options hold every setting of its method (defaults filled in)."""
+    from tgazsr_cli.engine.methods import resolve_method_options  # the registry knows each method's options
+    from tgazsr_cli.engine.recipe_legacy import upgrade_legacy_layout
+
+    data, legacy_options = upgrade_legacy_layout(data)
+    return resolve_method_options(validate(build_section(Recipe, data, "")), legacy_options)

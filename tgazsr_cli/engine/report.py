@@ -152,19 +152,27 @@ def warning_lines(records: Sequence[Record]) -> list[str]:
     return seen
 
 
+def skipped_lines(records: Sequence[Record]) -> list[str]:
+    """Images that could not be decoded and were left out, once per (model, dataset)."""
+    counts = {(r["model"], r["dataset"]): r.get("skipped_images", 0) for r in records}
+    return [f"{model} on {dataset}: {n} undecodable image(s) skipped" for (model, dataset), n in counts.items() if n]
+
+
 def markdown_report(records: Sequence[Record]) -> str:
     """Robust tables (one per attack), the clean table, the summary, the threat model and any warnings."""
     counts = ", ".join(f"{d} n={n}" for d, n in {r["dataset"]: r["num_examples"] for r in records}.items())
     clean = markdown_table(records, None, "Clean accuracy (%)")
     names = attacked(records)
+    skipped = skipped_lines(records)
+    skipped_part = ["**Skipped images**\n\n" + "\n".join(f"- {line}" for line in skipped)] if skipped else []
     if not names:
-        return clean + f"\n\nNo attack (clean evaluation only). Examples: {counts}.\n"
+        return "\n\n".join([clean, f"No attack (clean evaluation only). Examples: {counts}.", *skipped_part]) + "\n"
     parts = [markdown_table(records, name, f"Robust accuracy (%) — {name}") for name in names]
     parts += [clean, summary_table(records), threat_line(records) + f". Examples: {counts}."]
     warnings = warning_lines(records)
     if warnings:
         parts.append("**Warnings (sanity checks)**\n\n" + "\n".join(f"- {w}" for w in warnings))
-    return "\n\n".join(parts) + "\n"
+    return "\n\n".join([*parts, *skipped_part]) + "\n"
 
 
 def csv_report(records: Sequence[Record]) -> str:

@@ -26,7 +26,8 @@ from tgazsr_cli.engine.errors import RuntimeFailure, UsageError
 from tgazsr_cli.engine.methods import TrainingMethod, build_method
 from tgazsr_cli.engine.model import ClipClassifier, load_classifier
 from tgazsr_cli.engine.progress import Progress, SilentProgress
-from tgazsr_cli.engine.recipe import Recipe, recipe_from_dict
+from tgazsr_cli.engine.recipe import Recipe
+from tgazsr_cli.engine.run_dir import prepare_run_dir
 from tgazsr_cli.engine.runinfo import pick_device
 from tgazsr_cli.engine.schedule import learning_rate
 
@@ -322,30 +323,3 @@ def load_training_data(recipe: Recipe, image_size: int) -> ImageClassificationDa
     if is_combined(settings.dataset):
         return load_combined(settings.dataset, load_image_dataset, **kwargs)
     return load_image_dataset(settings.dataset, **kwargs)
-
-
-def prepare_run_dir(run_dir: Path, resume: bool) -> None:
-    """Create the run directory; an existing, non-empty one is only ever continued, never overwritten."""
-    if resume:
-        if not run_dir.is_dir():
-            raise UsageError(f"cannot resume: run directory {run_dir} does not exist")
-        return
-    if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
-        raise UsageError(f"run directory {run_dir} already exists; pass --resume to continue it or choose another")
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        probe = run_dir / ".write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as exc:
-        raise UsageError(f"cannot write to run directory {run_dir}: {exc.strerror}") from exc
-
-
-def recipe_of_run(run_dir: Path) -> Recipe:
-    """The resolved recipe a run was started with (for --resume)."""
-    import yaml
-
-    path = Path(run_dir) / "recipe.yaml"
-    if not path.is_file():
-        raise UsageError(f"{run_dir} is not a tgazsr run directory (no recipe.yaml)")
-    return recipe_from_dict(yaml.safe_load(path.read_text()) or {})

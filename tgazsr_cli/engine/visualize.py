@@ -39,6 +39,7 @@ class PanelRow:
     clean_prediction: str
     adversarial_prediction: str
     map_class: str
+    map_shift: float = 0.0  # L2 distance between the clean and the adversarial map (the loss's L_AR distance)
 
 
 def attention_row(
@@ -69,7 +70,8 @@ def attention_row(
     size = model.image_size
     maps = maps.view(2, size, size).cpu()
     return PanelRow(name, clean[0].cpu(), adversarial[0].cpu(), maps[0], maps[1],
-                    classnames[clean_pred], classnames[adv_pred], classnames[int(target)])
+                    classnames[clean_pred], classnames[adv_pred], classnames[int(target)],
+                    float((maps[0] - maps[1]).flatten().norm()))
 
 
 def draw_panel(rows: list[PanelRow], out_path: Path, title: str = "") -> Path:
@@ -95,6 +97,7 @@ def draw_panel(rows: list[PanelRow], out_path: Path, title: str = "") -> Path:
             axis.set_xticks([])
             axis.set_yticks([])
         axis_row[0].set_ylabel(row.name, fontsize=9)
+        axis_row[3].set_xlabel(f"map moved by {row.map_shift:.3f} (L2)", fontsize=9)
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()

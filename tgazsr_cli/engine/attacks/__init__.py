@@ -5,10 +5,9 @@ from tgazsr_cli.engine.attacks import fab as _fab  # noqa: F401  (registers fab-
 from tgazsr_cli.engine.attacks import pgd as _pgd  # noqa: F401  (registers pgd, cw)
 from tgazsr_cli.engine.attacks import square as _square  # noqa: F401  (registers square)
 from tgazsr_cli.engine.attacks.base import (
-    ATTACK_HELP,
     ATTACKS,
-    PRECISIONS,
     Attack,
+    AttackEntry,
     ThreatModel,
     eval_mode,
     get_attack,
@@ -16,14 +15,15 @@ from tgazsr_cli.engine.attacks.base import (
 )
 from tgazsr_cli.engine.attacks.sanity import sanity_checks
 from tgazsr_cli.engine.attacks.suites import SUITE_HELP, SUITES, get_suite, resolve_attack, run_suite
+from tgazsr_cli.engine.threat import PRECISIONS
 
 __all__ = [
     "ATTACKS",
-    "ATTACK_HELP",
     "PRECISIONS",
     "SUITES",
     "SUITE_HELP",
     "Attack",
+    "AttackEntry",
     "ThreatModel",
     "eval_mode",
     "get_attack",

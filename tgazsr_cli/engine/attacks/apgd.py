@@ -18,6 +18,7 @@ import hashlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -307,34 +308,9 @@ def apgd_targeted(
         return result.points
 
 
-@register_attack("apgd-ce", "APGD on the cross-entropy (Croce & Hein 2020), step size adapted, best point kept")
-def apgd_ce(
-    model: nn.Module,
-    images: torch.Tensor,
-    labels: torch.Tensor,
-    threat: ThreatModel,
-    sample_ids: torch.Tensor | None = None,
-) -> torch.Tensor:
-    return apgd(model, images, labels, threat, sample_ids, loss="ce")
-
-
-@register_attack("apgd-dlr", "APGD on the DLR loss (Croce & Hein 2020), invariant to logit shift and scale")
-def apgd_dlr(
-    model: nn.Module,
-    images: torch.Tensor,
-    labels: torch.Tensor,
-    threat: ThreatModel,
-    sample_ids: torch.Tensor | None = None,
-) -> torch.Tensor:
-    return apgd(model, images, labels, threat, sample_ids, loss="dlr")
-
-
-@register_attack("apgd-t", f"targeted APGD on the targeted DLR loss over the top-{DEFAULT_TARGETS} other classes")
-def apgd_t(
-    model: nn.Module,
-    images: torch.Tensor,
-    labels: torch.Tensor,
-    threat: ThreatModel,
-    sample_ids: torch.Tensor | None = None,
-) -> torch.Tensor:
-    return apgd_targeted(model, images, labels, threat, sample_ids)
+register_attack("apgd-ce", partial(apgd, loss="ce"),
+                "APGD on the cross-entropy (Croce & Hein 2020), step size adapted, best point kept")
+register_attack("apgd-dlr", partial(apgd, loss="dlr"),
+                "APGD on the DLR loss (Croce & Hein 2020), invariant to logit shift and scale", min_classes=3)
+register_attack("apgd-t", apgd_targeted,
+                f"targeted APGD on the targeted DLR loss over the top-{DEFAULT_TARGETS} other classes", min_classes=4)

@@ -3,54 +3,15 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
-from typing import Literal, Protocol
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 from torch import nn
 
-from tgazsr_cli.engine.errors import UsageError, unknown_name
-
-Precision = Literal["fp32", "bf16", "fp16"]
-PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16")
-MAX_EPS = 64.0  # in /255: beyond this an "imperceptible" threat model is meaningless, likely a unit slip
-
-
-@dataclass(frozen=True)
-class ThreatModel:
-    """An L-inf threat model. eps and step_size are in /255 units, as the paper writes them."""
-
-    eps: float = 1.0
-    steps: int = 100
-    step_size: float = 1.0
-    restarts: int = 1
-    random_start: bool = True
-    precision: Precision = "fp32"
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.eps <= MAX_EPS:
-            raise UsageError(f"eps must be in [0, {MAX_EPS:g}] (units of 1/255), got {self.eps:g}")
-        if self.steps < 0 or self.steps > 10_000:
-            raise UsageError(f"attack steps must be in [0, 10000], got {self.steps}")
-        if not 0 < self.step_size <= MAX_EPS:
-            raise UsageError(f"step size must be in (0, {MAX_EPS:g}] (units of 1/255), got {self.step_size:g}")
-        if self.restarts < 1:
-            raise UsageError(f"restarts must be >= 1, got {self.restarts}")
-        if self.precision not in PRECISIONS:
-            raise UsageError(f"attack precision must be one of {', '.join(PRECISIONS)}, got '{self.precision}'")
-
-    @property
-    def eps_pixels(self) -> float:
-        return self.eps / 255.0
-
-    @property
-    def step_pixels(self) -> float:
-        return self.step_size / 255.0
-
-    def describe(self) -> dict[str, object]:
-        return {**asdict(self), "norm": "Linf", "units": "1/255"}
+from tgazsr_cli.engine.errors import unknown_name
+from tgazsr_cli.engine.threat import Precision, ThreatModel
 
 
 class Attack(Protocol):
@@ -66,20 +27,33 @@ class Attack(Protocol):
     ) -> torch.Tensor: ...
 
 
-ATTACKS: dict[str, Attack] = {}
-ATTACK_HELP: dict[str, str] = {}
+@dataclass(frozen=True)
+class AttackEntry:
+    """A registered attack: the function with what the listing and the suites need to know about it."""
+
+    name: str
+    run: Attack
+    help: str
+    min_classes: int = 2  # fewest classes its loss is defined for; a suite skips it (and says so) below that
+
+    def __call__(self, model: nn.Module, images: torch.Tensor, labels: torch.Tensor, threat: ThreatModel,
+                 sample_ids: torch.Tensor | None = None) -> torch.Tensor:
+        return self.run(model, images, labels, threat, sample_ids)
 
 
-def register_attack(name: str, help_text: str) -> Callable[[Attack], Attack]:
-    def decorate(attack: Attack) -> Attack:
-        ATTACKS[name] = attack
-        ATTACK_HELP[name] = help_text
-        return attack
-
-    return decorate
+ATTACKS: dict[str, AttackEntry] = {}
 
 
-def get_attack(name: str) -> Attack:
+def register_attack(name: str, run: Attack, help: str, *, min_classes: int = 2) -> AttackEntry:
+    """Add an attack to the registry (once per name); `run` has the `Attack` signature."""
+    if name in ATTACKS:
+        raise ValueError(f"attack '{name}' is already registered")
+    entry = AttackEntry(name, run, help, min_classes)
+    ATTACKS[name] = entry
+    return entry
+
+
+def get_attack(name: str) -> AttackEntry:
     if name not in ATTACKS:
         raise unknown_name("attack", name, ATTACKS)
     return ATTACKS[name]

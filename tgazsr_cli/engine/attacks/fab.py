@@ -155,13 +155,5 @@ def fab_targeted(
         return torch.where(_rows(within, images), best, images).detach()
 
 
-@register_attack("fab-t", f"targeted FAB (Croce & Hein 2020) over the top-{DEFAULT_TARGETS} other classes, "
-                          "minimal L-inf perturbation kept if within eps")
-def fab_t(
-    model: nn.Module,
-    images: torch.Tensor,
-    labels: torch.Tensor,
-    threat: ThreatModel,
-    sample_ids: torch.Tensor | None = None,
-) -> torch.Tensor:
-    return fab_targeted(model, images, labels, threat, sample_ids)
+register_attack("fab-t", fab_targeted, f"targeted FAB (Croce & Hein 2020) over the top-{DEFAULT_TARGETS} other "
+                "classes, minimal L-inf perturbation kept if within eps", min_classes=2)

@@ -8,6 +8,7 @@ tiny per-sample gradients neither underflow nor depend on the batch size (spec Â
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -83,23 +84,7 @@ def pgd(
         return maximize(lambda x: loss_fn(model(x), labels), images, threat, sample_ids)
 
 
-@register_attack("pgd", "L-inf PGD on the cross-entropy over all class prompts (the paper's PGD-100)")
-def pgd_ce(
-    model: nn.Module,
-    images: torch.Tensor,
-    labels: torch.Tensor,
-    threat: ThreatModel,
-    sample_ids: torch.Tensor | None = None,
-) -> torch.Tensor:
-    return pgd(model, images, labels, threat, sample_ids, cross_entropy_sum)
-
-
-@register_attack("cw", f"L-inf PGD on the CW margin loss, kappa {CW_KAPPA:g} (the paper's 'CW' rows)")
-def pgd_cw(
-    model: nn.Module,
-    images: torch.Tensor,
-    labels: torch.Tensor,
-    threat: ThreatModel,
-    sample_ids: torch.Tensor | None = None,
-) -> torch.Tensor:
-    return pgd(model, images, labels, threat, sample_ids, cw_margin_sum)
+register_attack("pgd", partial(pgd, loss_fn=cross_entropy_sum),
+                "L-inf PGD on the cross-entropy over all class prompts (the paper's PGD-100)")
+register_attack("cw", partial(pgd, loss_fn=cw_margin_sum),
+                f"L-inf PGD on the CW margin loss, kappa {CW_KAPPA:g} (the paper's 'CW' rows)")

@@ -103,8 +103,6 @@ def square_run(
     return best, margin
 
 
-@register_attack("square", "Square Attack (Andriushchenko et al. 2020): gradient-free random search on the margin, "
-                           "query budget = steps")
 def square(
     model: nn.Module,
     images: torch.Tensor,
@@ -130,3 +128,7 @@ def square(
             best[rows[better]] = found[better]
             margin[rows[better]] = found_margin[better]
     return best
+
+
+register_attack("square", square, "Square Attack (Andriushchenko et al. 2020): gradient-free random search on the "
+                "margin, query budget = steps")

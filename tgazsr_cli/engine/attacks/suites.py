@@ -44,8 +44,6 @@ SUITE_HELP: dict[str, str] = {
     "autoattack": "standard AutoAttack: APGD-CE, APGD-T, FAB-T, Square-5000, each on the still-robust points",
 }
 
-# Fewest classes each attack's loss is defined for; with fewer, a suite skips the attack (and says so).
-MIN_CLASSES: dict[str, int] = {"apgd-dlr": 3, "apgd-t": 4, "fab-t": 2}
 
 BOX_TOL = 1e-6  # float slack allowed when checking that an attack kept to its threat model
 
@@ -84,7 +82,7 @@ def _check_threat(name: str, clean: torch.Tensor, adversarial: torch.Tensor, eps
 
 
 def _skip_reason(name: str, num_classes: int) -> str | None:
-    needed = MIN_CLASSES.get(name, 2)
+    needed = get_attack(name).min_classes
     return f"needs at least {needed} classes, got {num_classes}" if num_classes < needed else None
 
 

@@ -74,6 +74,11 @@ class HFImageDataset(torch.utils.data.Dataset):
         raw = int(self.table[int(index)][self.label_column])
         return self.label_map[raw] if self.label_map is not None else raw
 
+    def all_labels(self) -> list[int]:
+        """Every example's (remapped) label, read from the label column alone."""
+        raw = [int(v) for v in self.table[self.label_column]]
+        return [self.label_map[v] for v in raw] if self.label_map is not None else raw
+
     def __getitem__(self, index: int) -> Item | None:
         row = self.table[int(index)]
         raw = int(row[self.label_column])

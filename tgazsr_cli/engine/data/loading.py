@@ -46,6 +46,13 @@ class ImageClassificationData:
     num_skipped: int = 0  # examples dropped while listing the source (see dataset.py for decode failures)
     class_templates: list[list[str]] | None = None  # per-class prompts when datasets are mixed (combined.py)
 
+    def labels(self) -> list[int]:
+        """Every example's label; without decoding images when the dataset can say (undecodable ones: -1)."""
+        if hasattr(self.dataset, "all_labels"):
+            return self.dataset.all_labels()
+        items = (self.dataset[i] for i in range(len(self.dataset)))  # type: ignore[arg-type]
+        return [int(item[1]) if item is not None else -1 for item in items]
+
 
 def _looks_like_path(source: str) -> bool:
     return (os.sep in source or "/" in source or source.startswith((".", "~"))

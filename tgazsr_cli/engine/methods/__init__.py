@@ -16,6 +16,8 @@ from tgazsr_cli.engine.methods.base import (
     build_method,
     get_method,
     register_method,
+    resolve_method_options,
 )
 
-__all__ = ["METHODS", "LossOutput", "TrainingMethod", "build_method", "get_method", "register_method"]
+__all__ = ["METHODS", "LossOutput", "TrainingMethod", "build_method", "get_method", "register_method",
+           "resolve_method_options"]

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
 from tgazsr_cli.engine.attacks import ThreatModel
-from tgazsr_cli.engine.errors import UsageError, unknown_name
+from tgazsr_cli.engine.errors import unknown_name
 from tgazsr_cli.engine.model import ClipClassifier
 from tgazsr_cli.engine.recipe import Recipe, build_section
 
@@ -46,9 +45,6 @@ class TrainingMethod:
         self.teacher: ClipClassifier | None = None
         self.class_templates: list[list[str]] | None = None  # per-class prompts of a mixed dataset
 
-    def describe_options(self) -> dict[str, Any]:
-        return asdict(self.options)
-
     @property
     def train_threat(self) -> ThreatModel:
         attack = self.recipe.attack
@@ -70,28 +66,37 @@ METHODS: dict[str, type[TrainingMethod]] = {}
 
 
 def register_method(cls: type[TrainingMethod]) -> type[TrainingMethod]:
+    """Class decorator: add a method to the registry under its `name` (once)."""
+    if cls.name in METHODS:
+        raise ValueError(f"method '{cls.name}' is already registered (by {METHODS[cls.name].__module__})")
     METHODS[cls.name] = cls
     return cls
 
 
 def get_method(name: str) -> type[TrainingMethod]:
-    if name not in METHODS:
+    """The method registered as `name` (case-insensitive); UsageError with a did-you-mean otherwise."""
+    found = METHODS.get(name) or METHODS.get(name.lower())
+    if found is None:
         raise unknown_name("method", name, METHODS)
-    return METHODS[name]
+    return found
+
+
+def resolve_method_options(recipe: Recipe, legacy: dict[str, Any] | None = None) -> Recipe:
+    """The recipe with its method's canonical name and every option of that method (defaults filled in).
+
+    `legacy` holds settings from a 0.1-layout `loss:` section: only those the method declares are kept,
+    which is what that release used (see recipe_legacy)."""
+    method = get_method(recipe.method)
+    declared = {f.name for f in fields(method.Options)}
+    given = {**{k: v for k, v in (legacy or {}).items() if k in declared}, **recipe.method_options}
+    options = build_section(method.Options, given, "method_options.")
+    return replace(recipe, method=method.name, method_options=asdict(options))
 
 
 def build_method(
     model: ClipClassifier, recipe: Recipe, class_templates: list[list[str]] | None = None
 ) -> TrainingMethod:
-    name = recipe.method
-    if recipe.loss.attention == "visual":  # reference `--atten_methods visual`
-        if name not in ("tga-zsr", "vision-tga"):
-            raise UsageError(f"loss.attention=visual applies to tga-zsr only, not to '{name}'")
-        name = "vision-tga"
-    method = get_method(name)(model, recipe)
+    method = get_method(recipe.method)(model, recipe)
     method.class_templates = class_templates
     method.setup()
     return method
-
-
-MethodFactory = Callable[[ClipClassifier, Recipe], TrainingMethod]

@@ -11,13 +11,19 @@ from dataclasses import dataclass
 import torch
 
 from tgazsr_cli.engine.attention import text_guided_attention
+from tgazsr_cli.engine.errors import UsageError
 from tgazsr_cli.engine.methods.base import register_method
-from tgazsr_cli.engine.methods.tga_zsr import TgaZsr
+from tgazsr_cli.engine.methods.tga_zsr import TgaZsr, TgaZsrOptions
 
 
 @dataclass
-class CompTgaOptions:
+class CompTgaOptions(TgaZsrOptions):
     negative_template: str = "This is not a photo of a {}"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if "{}" not in self.negative_template:
+            raise UsageError("recipe key 'method_options.negative_template' needs '{}' for the class name")
 
 
 @register_method
@@ -32,7 +38,7 @@ class CompTga(TgaZsr):
         self.negative_text = self.model.class_text_features(self.model.classnames, [self.options.negative_template])
 
     def attention(self, model, tokens: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        settings = self.recipe.loss
+        settings = self.options
         size = (model.image_size, model.image_size) if settings.upsample else None
         positive = super().attention(model, tokens, labels)
         negative = text_guided_attention(tokens, self.negative_text[labels], model.patch_grid, size,

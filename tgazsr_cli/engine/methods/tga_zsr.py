@@ -8,12 +8,42 @@ clean images together; the teacher runs under no_grad (spec §9).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from tgazsr_cli.engine.attacks.pgd import pgd
-from tgazsr_cli.engine.attention import attention_for_labels
-from tgazsr_cli.engine.losses import attention_distance, zero_shot_cross_entropy
+from tgazsr_cli.engine.attention import ATTENTION_NORMS, attention_for_labels
+from tgazsr_cli.engine.errors import UsageError
+from tgazsr_cli.engine.losses import DISTANCES, attention_distance, zero_shot_cross_entropy
 from tgazsr_cli.engine.methods.base import LossOutput, TrainingMethod, register_method
+
+
+def check_choice(key: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise UsageError(f"recipe key 'method_options.{key}' must be one of {', '.join(choices)}, got '{value}'")
+
+
+def check_weight(key: str, value: float) -> None:
+    if value < 0:
+        raise UsageError(f"recipe key 'method_options.{key}' must be >= 0, got {value}")
+
+
+@dataclass
+class TgaZsrOptions:
+    """spec §3; the reference's flags in brackets."""
+
+    alpha: float = 0.08  # weight of L_AR, adversarial attention refinement (--Alpha)
+    beta: float = 0.05  # weight of L_AMC, attention-based model constraint (--Beta)
+    distance: str = "l2"  # l2 | cos | l1 (--Distance_metric)
+    attention_norm: str = "token-axis"  # token-axis (the reference) | per-token
+    upsample: bool = True  # compare maps at input resolution, as the reference does (spec §8.8)
+
+    def __post_init__(self) -> None:
+        check_weight("alpha", self.alpha)
+        check_weight("beta", self.beta)
+        check_choice("distance", self.distance, DISTANCES)
+        check_choice("attention_norm", self.attention_norm, ATTENTION_NORMS)
 
 
 @register_method
@@ -21,20 +51,19 @@ class TgaZsr(TrainingMethod):
     name = "tga-zsr"
     description = "Text-guided attention: adversarial CE + attention refinement (L_AR) + model constraint (L_AMC)"
     source = "Yu, Zhang & Xu, NeurIPS 2024 (arXiv 2410.21802)"
+    Options = TgaZsrOptions
 
     def setup(self) -> None:
         super().setup()
-        loss = self.recipe.loss
-        if loss.alpha or loss.beta:
+        if self.options.alpha or self.options.beta:
             self.model.require_patch_tokens()
             self.teacher = self.model.frozen_image_copy()
 
     def attention(self, model, tokens: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        loss = self.recipe.loss
-        return attention_for_labels(model, tokens, labels, loss.attention_norm, loss.upsample)
+        return attention_for_labels(model, tokens, labels, self.options.attention_norm, self.options.upsample)
 
     def loss(self, images: torch.Tensor, labels: torch.Tensor) -> LossOutput:
-        settings = self.recipe.loss
+        settings = self.options
         adversarial = pgd(self.model, images, labels, self.train_threat)
         batch = images.shape[0]
         if not (settings.alpha or settings.beta):
@@ -65,12 +94,11 @@ class TgaZsr(TrainingMethod):
 
 
 @register_method
-class TeCoA(TgaZsr):
+class TeCoA(TrainingMethod):
     name = "tecoa"
     description = "Adversarial fine-tuning with CE over all class prompts (TGA-ZSR with alpha = beta = 0)"
     source = "Mao et al., ICLR 2023; run as in the TGA-ZSR authors' main.sh (lr 1e-5)"
 
-    def setup(self) -> None:
-        self.recipe.loss.alpha = 0.0
-        self.recipe.loss.beta = 0.0
-        super().setup()
+    def loss(self, images: torch.Tensor, labels: torch.Tensor) -> LossOutput:
+        ce = zero_shot_cross_entropy(self.model(pgd(self.model, images, labels, self.train_threat)), labels)
+        return LossOutput(ce, {"ce": ce.item()})

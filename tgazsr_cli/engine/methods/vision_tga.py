@@ -13,13 +13,23 @@ import torch
 
 from tgazsr_cli.engine.attacks.pgd import pgd
 from tgazsr_cli.engine.attention import gradcam_attention
-from tgazsr_cli.engine.losses import attention_distance, zero_shot_cross_entropy
+from tgazsr_cli.engine.losses import DISTANCES, attention_distance, zero_shot_cross_entropy
 from tgazsr_cli.engine.methods.base import LossOutput, TrainingMethod, register_method
+from tgazsr_cli.engine.methods.tga_zsr import check_choice, check_weight
 
 
 @dataclass
 class VisionTgaOptions:
-    detach_attention: bool = False
+    alpha: float = 0.08  # weight of L_AR, as TGA-ZSR's
+    beta: float = 0.05  # weight of L_AMC
+    distance: str = "l2"  # l2 | cos | l1
+    upsample: bool = True  # compare maps at input resolution
+    detach_attention: bool = False  # true: the reference's detached numpy Grad-CAM (trains with CE only)
+
+    def __post_init__(self) -> None:
+        check_weight("alpha", self.alpha)
+        check_weight("beta", self.beta)
+        check_choice("distance", self.distance, DISTANCES)
 
 
 @register_method
@@ -34,7 +44,7 @@ class VisionTga(TrainingMethod):
         self.teacher = self.model.frozen_image_copy()
 
     def loss(self, images: torch.Tensor, labels: torch.Tensor) -> LossOutput:
-        settings = self.recipe.loss
+        settings = self.options
         differentiable = not self.options.detach_attention
         adversarial = pgd(self.model, images, labels, self.train_threat)
         batch = len(images)

@@ -1,0 +1,42 @@
+"""Options that several commands share, defined once: the threat model, precision, device, output, flags."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+
+def flag(*names: str, help: str) -> Any:
+    """A boolean flag (for `Annotated`) whose help line shows no `<bool>` type: a flag takes no value."""
+    return typer.Option(*names, help=help, metavar="")
+
+
+def split_names(values: list[str] | None) -> list[str]:
+    """Repeatable options that also take comma-separated lists: `-a pgd,cw -a square` -> [pgd, cw, square]."""
+    return [part.strip() for text in values or [] for part in text.split(",") if part.strip()]
+
+
+# The attack's threat model (eps and step size in /255, as the paper writes them).
+Eps = Annotated[float, typer.Option(help="L-inf radius in /255.")]
+OptionalEps = Annotated[float | None, typer.Option("--eps", help="L-inf radius in /255 (0 = clean only).")]
+Steps = Annotated[int, typer.Option(help="Attack iterations (the paper: 100).")]
+OptionalSteps = Annotated[int | None, typer.Option("--steps", help="Attack iterations (the paper: 100).")]
+StepSize = Annotated[float, typer.Option(help="Attack step size in /255.")]
+OptionalStepSize = Annotated[float | None, typer.Option("--step-size", help="Attack step size in /255.")]
+Restarts = Annotated[int, typer.Option(min=1, help="Random restarts per attack (suites set their own).")]
+AttackPrecision = Annotated[str, typer.Option(help="Forward precision during the attack: fp32, bf16 or fp16.")]
+OptionalAttackPrecision = Annotated[str | None, typer.Option(
+    "--attack-precision", help="Forward precision during the attack: fp32, bf16 or fp16.")]
+Seed = Annotated[int, typer.Option(help="Seed of the attack's random start (and of example subsets).")]
+
+# Where it runs and what it reads.
+Device = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")]
+CheckpointPath = Annotated[str | None, typer.Option("--checkpoint", "-c", help="tgazsr checkpoint or run directory.")]
+Model = Annotated[str | None, typer.Option(
+    help="An open_clip model: name (ViT-B-32), hf-hub:ORG/NAME or local-dir:PATH.")]
+Pretrained = Annotated[str | None, typer.Option(
+    help="With --model: pretrained tag (openai), tgazsr:NAME, a weights file, or BASE+FILE.")]
+DataDir = Annotated[str | None, typer.Option(
+    help="Local copy of the dataset (folder, parquet, save_to_disk, tar shards).")]
+Force = Annotated[bool, flag("--force", help="Replace the results already in the output folder.")]
