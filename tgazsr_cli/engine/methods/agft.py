@@ -11,7 +11,7 @@ train.py:104-118 (teacher targets under no_grad at scale_ratio * logit_scale_tra
 targets, CE with probability targets), clip_model.py:75-77 and 220-226 (the training scale is used in
 "train" mode, which the training-time attack also runs in: train.py:213), attacks/pgd.py:283-317 (random
 start, sign steps, batch-mean CE) and main.py:24 (defaults logit_scale 100, scale_ratio 1; the README's
-training command, README.md:41, uses 180 and 0.4, which the recipes set). The paper's body could not be
+training command, README.md:39, uses 180 and 0.4, which the recipes set). The paper's body could not be
 read here (only its abstract), so no paper-vs-code difference is claimed; `attack_targets` is an ablation.
 
 Two implementation differences with no option, as for every method here (spec §11): the attack takes
@@ -36,8 +36,8 @@ ATTACK_TARGETS = ("soft", "labels")
 
 @dataclass
 class AgftOptions:
-    logit_scale: float = 100.0  # main.py:24 "logit_scale": 100 (README.md:41 trains with 180)
-    scale_ratio: float = 1.0  # main.py:24 "scale_ratio": 1 (README.md:41 trains with 0.4)
+    logit_scale: float = 100.0  # main.py:24 "logit_scale": 100 (README.md:39 trains with 180)
+    scale_ratio: float = 1.0  # main.py:24 "scale_ratio": 1 (README.md:39 trains with 0.4)
     # What the training attack maximises: "soft" = the CE against the teacher's soft targets, as
     # train.py:113-115 passes them to PGD; "labels" = the CE against the hard labels (TeCoA's attack).
     attack_targets: str = "soft"
