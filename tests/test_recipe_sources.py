@@ -152,3 +152,16 @@ def test_ucat_weight_from_the_paper_recipe_is_tau_over_exp_softplus() -> None:
     loaded = load_recipe("paper/ucat-vitb32-tinyimagenet")
     options = build_section(get_method("ucat").Options, loaded.method_options, "method_options.")
     assert options.weight == pytest.approx(3.9047e-8, rel=1e-4)  # 1e5 / exp(softplus(2 / 0.07))
+
+
+@pytest.mark.parametrize(("method", "options", "message"), [
+    ("agft", {"attack_targets": "hard"}, "attack_targets must be one of soft, labels"),
+    ("agft", {"scale_ratio": 0}, "must be > 0"),
+    ("ucat", {"kl_target": "teacher"}, "kl_target must be one of frozen-clean, clean"),
+    ("ucat", {"target_concentration": -0.1}, "target_concentration must be > 0"),
+])
+def test_bad_method_options_are_one_line_usage_errors(method: str, options: dict[str, Any], message: str) -> None:
+    from tgazsr_cli.engine.errors import UsageError
+
+    with pytest.raises(UsageError, match=message):
+        build_section(get_method(method).Options, options, "method_options.")
