@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -134,3 +136,73 @@ def test_clip_pretrain_loss_formula(tiny_model, batch) -> None:
         t2i.append(-logits.t()[c].log_softmax(0)[members].mean())
     expected = 0.5 * i2t + 0.5 * torch.stack(t2i).mean()
     torch.testing.assert_close(output.total, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_agft_soft_cross_entropy_on_fixed_tensors() -> None:
+    from tgazsr_cli.engine.methods.agft import soft_cross_entropy
+
+    logits = torch.tensor([[0.0, math.log(3.0)]])  # softmax = (1/4, 3/4)
+    targets = torch.tensor([[0.5, 0.5]])
+    assert soft_cross_entropy(logits, targets).item() == pytest.approx(0.5 * math.log(16 / 3), rel=1e-6)
+
+
+@pytest.mark.parametrize(("logit_scale", "scale_ratio"), [(100.0, 1.0), (180.0, 0.4)])
+def test_agft_is_soft_target_ce_at_the_training_scale(tiny_model, batch, logit_scale: float,
+                                                     scale_ratio: float) -> None:
+    images, labels = batch
+    method = method_for(tiny_model, "agft",
+                        f"method_options={{logit_scale: {logit_scale}, scale_ratio: {scale_ratio}}}")
+    torch.manual_seed(12)
+    output = method.loss(images, labels)
+
+    def cosines(model, x):
+        return F.normalize(model.encode_image(x), dim=-1) @ tiny_model.text_features.t()
+
+    targets = (scale_ratio * logit_scale * cosines(method.teacher, images)).softmax(1).detach()
+
+    def objective(x):
+        return -(targets * (logit_scale * cosines(tiny_model, x)).log_softmax(1)).sum()
+
+    torch.manual_seed(12)
+    adversarial = maximize(objective, images, THREAT)
+    expected = -(targets * (logit_scale * cosines(tiny_model, adversarial)).log_softmax(1)).sum(1).mean()
+    torch.testing.assert_close(output.total, expected, rtol=1e-4, atol=1e-5)
+    clean = -(targets * (logit_scale * cosines(tiny_model, images)).log_softmax(1)).sum(1).mean()
+    assert expected > clean  # the attack raised the soft-target loss
+
+
+def test_ucat_dirichlet_kl_and_weight_on_fixed_tensors() -> None:
+    from tgazsr_cli.engine.methods.ucat import UcatOptions, concentrations, dirichlet_kl
+
+    # KL(Dir(1, 2) || Dir(2, 1)) = digamma(2) - digamma(1) = 1 (the lgamma terms cancel)
+    kl = dirichlet_kl(torch.tensor([[1.0, 2.0]]), torch.tensor([[2.0, 1.0]]))
+    assert kl.item() == pytest.approx(1.0, rel=1e-5)
+    assert dirichlet_kl(torch.tensor([[3.0, 5.0]]), torch.tensor([[3.0, 5.0]])).item() == pytest.approx(0, abs=1e-5)
+    assert concentrations(torch.tensor([0.0]), 0.5).item() == pytest.approx(1e-6 + math.e ** 2, rel=1e-6)
+    x = 2 / 0.07  # lambda = tau / exp(softplus(2 / t)), softplus(x) = x + log1p(exp(-x))
+    assert UcatOptions().weight == pytest.approx(1e5 * math.exp(-(x + math.log1p(math.exp(-x)))), rel=1e-9)
+    assert UcatOptions(kl_weight=0.25).weight == 0.25
+
+
+@pytest.mark.parametrize("kl_target", ["frozen-clean", "clean"])
+def test_ucat_is_ce_plus_weighted_reverse_dirichlet_kl(tiny_model, batch, kl_target: str) -> None:
+    images, labels = batch
+    method = method_for(tiny_model, "ucat", f"method_options={{kl_target: {kl_target}, kl_weight: 0.01}}")
+    torch.manual_seed(13)
+    output = method.loss(images, labels)
+    torch.manual_seed(13)
+    adversarial = pgd(tiny_model, images, labels, THREAT)
+
+    def cosines(model, x):
+        return F.normalize(model.encode_image(x), dim=-1) @ tiny_model.text_features.t()
+
+    def dirichlet(c):
+        return torch.distributions.Dirichlet(1e-6 + torch.exp((c + 1) / 0.07))
+
+    adv = cosines(tiny_model, adversarial)
+    reference = cosines(method.teacher if kl_target == "frozen-clean" else tiny_model, images)
+    kl = torch.distributions.kl_divergence(dirichlet(adv), dirichlet(reference)).mean()
+    expected = F.cross_entropy(100 * adv, labels) + 0.01 * kl
+    torch.testing.assert_close(output.total, expected, rtol=1e-4, atol=1e-4)
+    assert output.parts["dirichlet_kl"] == pytest.approx(kl.item(), rel=1e-4)
+    assert kl.item() > 0
