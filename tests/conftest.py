@@ -11,6 +11,16 @@ CLASSNAMES = ["red circle", "blue square", "green triangle", "yellow star"]
 TEMPLATES = ["a photo of a {}."]
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """Two OpenMP threads on a shared 2-core box can run 40x slower than one: modules of many small attacks use
+    this (`pytestmark = pytest.mark.usefixtures("one_thread")`)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture
 def tiny_model() -> ClipClassifier:
     torch.manual_seed(0)

@@ -7,7 +7,6 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 
 COLOURS = {"red": (220, 40, 40), "blue": (40, 70, 220), "green": (40, 180, 60), "yellow": (230, 210, 40)}
-SHAPES = ("circle", "square")
 
 
 def draw_shape(shape: str, colour: tuple[int, int, int], size: int, offset: int) -> Image.Image:

@@ -18,13 +18,7 @@ QUERIES = {"square": 40}  # square's budget is its query count; everything else 
 TORCHATTACKS_INSTALL = "pip install scipy && pip install --no-deps torchattacks"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Two OpenMP threads on a shared 2-core box can run 40x slower than one; keep timings stable."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def threat_for(name: str, **overrides) -> ThreatModel:

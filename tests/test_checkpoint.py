@@ -217,6 +217,7 @@ KILLER = textwrap.dedent("""
 
 
 @pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
+@pytest.mark.slow
 def test_sigkill_during_saves_leaves_a_loadable_file(tmp_path: Path) -> None:
     path = tmp_path / "k.safetensors"
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}

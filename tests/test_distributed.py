@@ -82,6 +82,7 @@ def visual_weights(path: Path) -> dict[str, torch.Tensor]:
     return {k: v for k, v in load_checkpoint(path).model_state.items() if k.startswith("visual.")}
 
 
+@pytest.mark.slow
 def test_two_process_ddp_equals_one_process_and_resumes_exactly(tmp_path: Path) -> None:
     data = tmp_path / "data"
     make_image_folder(data, per_class=8, size=32)

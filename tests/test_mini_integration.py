@@ -20,6 +20,8 @@ import pytest
 
 from tgazsr_cli.cli.app import main
 
+pytestmark = pytest.mark.slow  # subprocesses / minutes of training: `make test-fast` skips it
+
 SEED = int(os.environ.get("TGAZSR_TEST_SEED", "0"))
 EVAL_EXAMPLES = 500
 EPS = 4  # /255: the mini protocol's eps, where the undefended mini CLIP is mostly broken

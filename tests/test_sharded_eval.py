@@ -14,6 +14,8 @@ import pytest
 
 from tgazsr_cli.cli.app import main
 
+pytestmark = pytest.mark.slow  # subprocesses / minutes of training: `make test-fast` skips it
+
 EVAL_ARGS = ["eval", "--model", "tgazsr-mini", "--pretrained", "tgazsr:mini-clip", "--datasets", "digits", "--limit",
              "22", "--attack", "pgd", "--suite", "paper-aa", "--eps", "2", "--steps", "4",
              "--step-size", "1", "--batch-size", "4", "--workers", "0", "--no-sanity", "--json", "--device", "cpu"]

@@ -12,13 +12,7 @@ from tgazsr_cli.engine.attacks import ATTACKS, SUITES, ThreatModel, get_attack, 
 from tgazsr_cli.engine.attacks.suites import broken_by, run_suite_detailed
 from tgazsr_cli.engine.errors import RuntimeFailure, UsageError
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def predict(model: nn.Module, images: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,44 @@
+"""Every registry refuses a second registration of a name, and every registered dataset's tables load."""
+
+from __future__ import annotations
+
+import pytest
+
+from tgazsr_cli.engine.attacks import ATTACKS, register_attack
+from tgazsr_cli.engine.data import get_dataset_spec, list_datasets, register_dataset
+from tgazsr_cli.engine.errors import UsageError
+from tgazsr_cli.engine.methods import METHODS, TrainingMethod, register_method
+
+
+@pytest.mark.parametrize("name", list_datasets())
+def test_every_dataset_spec_has_its_class_names_and_templates(name: str) -> None:
+    spec = get_dataset_spec(name)
+    assert len(spec.classnames) >= 2 and all(isinstance(c, str) and c.strip() for c in spec.classnames)
+    prompts = [template.format(spec.classnames[0]) for template in spec.templates]
+    assert prompts and all(spec.classnames[0] in prompt for prompt in prompts)
+
+
+def test_a_dataset_name_is_registered_once() -> None:
+    with pytest.raises(UsageError, match="already registered"):
+        register_dataset(get_dataset_spec("shapes"))
+
+
+def test_a_method_name_is_registered_once() -> None:
+    class Clash(TrainingMethod):
+        name = "tecoa"
+
+    with pytest.raises(ValueError, match="'tecoa' is already registered"):
+        register_method(Clash)
+    assert METHODS["tecoa"].__name__ == "TeCoA"
+
+
+def test_an_attack_name_is_registered_once() -> None:
+    with pytest.raises(ValueError, match="'pgd' is already registered"):
+        register_attack("pgd", ATTACKS["cw"].run, "another pgd")
+    assert "CW" not in ATTACKS["pgd"].help
+
+
+def test_attack_entries_carry_their_help_and_class_minimum() -> None:
+    assert {name: entry.min_classes for name, entry in ATTACKS.items() if entry.min_classes != 2} == \
+        {"apgd-dlr": 3, "apgd-t": 4}
+    assert all(entry.help and entry.name == name for name, entry in ATTACKS.items())
