@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 TORCH ?= torch==2.14.1 torchvision==0.29.1
 DEMO_DIR ?= demo-output
 
-.PHONY: install demo test lint bench clean-demo
+.PHONY: install demo test test-fast check-wheel lint bench clean-demo
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,9 +24,18 @@ install: $(VENV)/.installed
 demo: install
 	PATH="$(abspath $(BIN)):$$PATH" bash scripts/demo.sh $(DEMO_DIR)
 
+# Everything: lint, the whole suite (slow tests included), then the wheel-install check.
 test: install
 	$(BIN)/ruff check tgazsr_cli tests scripts bench
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -W ignore::UserWarning
+	TORCH="$(TORCH)" PYTHON="$(PYTHON)" bash scripts/check_wheel.sh
+
+# The suite without the tests marked slow (multi-process, kill/resume, mini integration).
+test-fast: install
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -W ignore::UserWarning -m "not slow"
+
+check-wheel: install
+	TORCH="$(TORCH)" PYTHON="$(PYTHON)" bash scripts/check_wheel.sh
 
 lint: install
 	$(BIN)/ruff check tgazsr_cli tests scripts bench

@@ -14,7 +14,10 @@ eps="${EPS:-4}"          # L-inf radius in /255 of the evaluation attack
 limit="${LIMIT:-1000}"   # examples per dataset (1000 = every test split in full)
 mkdir -p "$out"
 start=$(date +%s)
-methods=(tga-zsr tecoa ft-clean ft-adv pmg-aft fare vision-tga comp-tga)
+# every fine-tuning recipe of the mini protocol (tgazsr_cli/recipes/mini/*.yaml, pretraining excluded)
+recipes_dir="$(dirname "$0")/../tgazsr_cli/recipes/mini"
+mapfile -t methods < <(find "$recipes_dir" -maxdepth 1 -name '*.yaml' ! -name 'pretrain*.yaml' -printf '%f\n' \
+  | sed 's/\.yaml$//' | sort)
 checkpoints=()
 for method in "${methods[@]}"; do
   if [ ! -f "$out/$method/final.safetensors" ]; then

@@ -167,7 +167,7 @@ def _load_pretrained(model: nn.Module, spec: ModelSpec) -> None:
 
 def _load_layer(model: nn.Module, spec: ModelSpec, pretrained: str, *, base_loaded: bool) -> None:
     import open_clip
-    from open_clip.pretrained import download_pretrained
+    from open_clip import download_pretrained
 
     name = spec.name.replace("/", "-")
     tag_cfg = open_clip.get_pretrained_cfg(name, pretrained)
