@@ -12,6 +12,16 @@ TEMPLATES = ["a photo of a {}."]
 
 
 @pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory):
+    """An image folder of 4 generated shape classes, 8 images each (CLI and run tests train on it)."""
+    from tests.helpers import make_image_folder
+
+    root = tmp_path_factory.mktemp("shapes")
+    make_image_folder(root, per_class=8, size=32)
+    return root
+
+
+@pytest.fixture(scope="module")
 def one_thread():
     """Two OpenMP threads on a shared 2-core box can run 40x slower than one: modules of many small attacks use
     this (`pytestmark = pytest.mark.usefixtures("one_thread")`)."""

@@ -9,18 +9,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from tests.helpers import make_image_folder
 from tgazsr_cli.cli.app import main
 from tgazsr_cli.engine.checkpoint import read_metadata
 
 TRAIN = ["train", "--recipe", "tiny", "--set", "optim.max_steps=6", "--set", "train.save_every=3", "--epochs", "3"]
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("shapes")
-    make_image_folder(root, per_class=8, size=32)
-    return root
 
 
 @pytest.fixture(scope="module")

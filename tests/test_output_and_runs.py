@@ -18,13 +18,6 @@ TRAIN = ["train", "--recipe", "tiny", "--set", "optim.max_steps=3", "--set", "da
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("shapes4")
-    make_image_folder(root, per_class=6, size=32)
-    return root
-
-
-@pytest.fixture(scope="module")
 def run_dir(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     run = tmp_path_factory.mktemp("runs") / "tga"
     assert main([*TRAIN, "--dataset", str(data_dir), "--output", str(run)]) == 0
