@@ -30,6 +30,15 @@ from tgazsr_cli.engine.progress import Progress, SilentProgress
 from tgazsr_cli.engine.recipe import Recipe, recipe_from_dict
 from tgazsr_cli.engine.runinfo import pick_device
 from tgazsr_cli.engine.schedule import learning_rate
+from tgazsr_cli.engine.step_stats import (
+    LOSS,
+    Snapshot,
+    StepStats,
+    fused_supported,
+    grads_finite,
+    keep_fused,
+    masked_step,
+)
 
 CHECKPOINT_DIR = "checkpoints"
 FINAL_NAME = "final.safetensors"
@@ -77,9 +86,11 @@ def epoch_batches(num_examples: int, batch_size: int, seed: int, epoch: int) -> 
 
 def make_optimizer(params: list[torch.nn.Parameter], recipe: Recipe) -> torch.optim.Optimizer:
     optim = recipe.optim
+    fused = fused_supported(params) or None  # fused kernels can skip a non-finite step without a sync
     if optim.name == "sgd":
-        return torch.optim.SGD(params, lr=optim.lr, momentum=optim.momentum, weight_decay=optim.weight_decay)
-    return torch.optim.AdamW(params, lr=optim.lr, weight_decay=optim.weight_decay)
+        return torch.optim.SGD(params, lr=optim.lr, momentum=optim.momentum, weight_decay=optim.weight_decay,
+                               fused=fused)
+    return torch.optim.AdamW(params, lr=optim.lr, weight_decay=optim.weight_decay, fused=fused)
 
 
 class Trainer:
@@ -124,6 +135,7 @@ class Trainer:
         self.step = 0
         self.skipped_steps = 0
         self.skipped_images = 0
+        self.stats = self.new_stats()
 
     def apply_speed_options(self) -> None:
         """Gradient checkpointing and torch.compile (recipe train section); neither changes the maths.
@@ -192,6 +204,8 @@ class Trainer:
         self.model.clip.load_state_dict(state.model_state)
         if state.optimizer_state is not None:
             self.optimizer.load_state_dict(state.optimizer_state)
+            if fused_supported(self.params):
+                keep_fused(self.optimizer)
         if state.rng_state is not None:
             ckpt.restore_rng_state(state.rng_state)
             cuda_states = state.rng_state.get("cuda", [])
@@ -202,6 +216,7 @@ class Trainer:
         extra = state.metadata.get("extra", {})
         self.skipped_steps = int(extra.get("skipped_steps", 0))
         self.skipped_images = int(extra.get("skipped_images", 0))
+        self.stats = self.new_stats()
 
     # -- the loop ---------------------------------------------------------------------------------
     def batches_from(self, start_step: int) -> Iterator[list[int]]:
@@ -226,7 +241,12 @@ class Trainer:
             generator=torch.Generator().manual_seed(self.recipe.train.seed),
         )
 
-    def train_step(self, images: torch.Tensor, labels: torch.Tensor) -> dict[str, float] | None:
+    def train_step(self, images: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+        """One optimiser step that never waits for the device: its loss parts (device tensors) for inspection.
+
+        A non-finite loss or gradient masks the update on the device and is recorded in `self.stats`;
+        `check_stats` (at each log and checkpoint) stops the run or counts the skip.
+        """
         recipe = self.recipe
         lr = learning_rate(self.step, recipe.optim.lr, recipe.optim.warmup_steps, self.total_steps,
                            recipe.optim.schedule)
@@ -238,28 +258,34 @@ class Trainer:
                 torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None):
             total, parts = self.loss_module(images, labels)
         total = total.float()
-        finite = bool(torch.isfinite(total))
-        # every rank must take the same branch, or the others wait forever in backward's all-reduce
-        if dist.all_reduce_sum([0 if finite else 1])[0]:
-            return self.non_finite(f"loss is {total.item()}" if not finite else "loss is not finite on another rank")
+        # one flag for all ranks: a NaN on one rank reaches the others' gradients only through the all-reduce
+        loss_ok = dist.all_ranks_true(torch.isfinite(total))
         total.backward()  # under DDP the gradients arrive averaged over ranks, identical everywhere
-        grads = [p.grad for p in self.params if p.grad is not None]
-        if grads and not torch.isfinite(torch.stack([g.detach().float().norm() for g in grads]).sum()):
-            return self.non_finite("gradient is not finite")
-        self.optimizer.step()
-        if dist.is_distributed():  # log the parts of the whole global batch, as one process would
-            parts = dict(zip(parts, dist.all_reduce_mean(list(parts.values())), strict=True))
-        return {**parts, "lr": lr}
+        grad_ok = grads_finite(self.params)
+        masked_step(self.optimizer, self.stats.ok_to_update(loss_ok, grad_ok))
+        self.stats.record(parts, total, loss_ok, grad_ok)
+        return parts
 
-    def non_finite(self, what: str) -> None:
-        if self.recipe.train.on_nonfinite == "skip":
-            self.skipped_steps += 1
-            self.optimizer.zero_grad(set_to_none=True)
-            return None
-        raise RuntimeFailure(
-            f"step {self.step}: {what}; stopped with the last good checkpoint intact in "
-            f"{self.run_dir / CHECKPOINT_DIR} (set train.on_nonfinite=skip to skip such steps)"
-        )
+    def current_lr(self) -> float:
+        """The learning rate the last step used."""
+        return float(self.optimizer.param_groups[0]["lr"])
+
+    def new_stats(self) -> StepStats:
+        self.skipped_at_start = self.skipped_steps
+        return StepStats(self.device, self.step, stop_on_bad=self.recipe.train.on_nonfinite == "stop")
+
+    def check_stats(self, across_ranks: bool = True) -> Snapshot:
+        """The one host-device sync of a logging interval: read the stats, then stop or count bad steps."""
+        snapshot = self.stats.read(dist.mean_over_ranks if across_ranks else None)
+        if snapshot.first_bad_step is not None and self.recipe.train.on_nonfinite == "stop":
+            what = (f"loss is {snapshot.first_bad_loss}" if snapshot.first_bad_kind == LOSS
+                    else "gradient is not finite")
+            raise RuntimeFailure(
+                f"step {snapshot.first_bad_step}: {what}; stopped with the last good checkpoint intact in "
+                f"{self.run_dir / CHECKPOINT_DIR} (set train.on_nonfinite=skip to skip such steps)"
+            )
+        self.skipped_steps = self.skipped_at_start + snapshot.skipped_steps
+        return snapshot
 
     def start_run_dir(self, resume: bool) -> Path | None:
         """Rank 0 only: check or create the run directory; the checkpoint to resume from."""
@@ -295,25 +321,35 @@ class Trainer:
                                          "checkpoints so far are intact; data.on_broken=skip skips and counts them")
                 if empty:
                     continue
-                step_parts = self.train_step(images.to(self.device), labels.to(self.device))
+                non_blocking = self.device.type == "cuda"  # pinned batches: the copy does not wait either
+                self.train_step(images.to(self.device, non_blocking=non_blocking),
+                                labels.to(self.device, non_blocking=non_blocking))
                 self.step += 1
-                if step_parts is not None:
-                    parts = step_parts
-                if metrics and (self.step % self.recipe.train.log_every == 0 or self.step == self.total_steps):
+                logging = self.step % self.recipe.train.log_every == 0 or self.step == self.total_steps
+                saving = self.step % self.recipe.train.save_every == 0 and self.step < self.total_steps
+                if logging or saving:  # the interval's one sync; a bad step stops the run here, before any save
+                    snapshot = self.check_stats()
+                    parts = {**(snapshot.parts or parts), "lr": self.current_lr()}
+                if metrics and logging:
                     metrics.write(json.dumps({"step": self.step, **parts}) + "\n")
                     metrics.flush()
                 task.advance(1, **{k: v for k, v in parts.items() if k in ("total", "ce", "lr")})
-                if self.step % self.recipe.train.save_every == 0 and self.step < self.total_steps:
+                if saving:
                     self.save()
         except KeyboardInterrupt:
             task.close()
             if metrics:
                 metrics.close()
+            # a bad step since the last check stops the run as it would have (no collective: see below)
+            if self.stats.pending:
+                self.check_stats(across_ranks=False)
             # no barrier: the other ranks may be interrupted too, or stuck in a collective
             raise TrainingInterrupted(self.save(sync=False)) from None
         task.close()
         if metrics:
             metrics.close()
+        if self.stats.pending:  # steps after the last log (e.g. the run ended early): check them too
+            self.check_stats()
         self.save()
         final = self.write_final()
         return TrainResult(self.run_dir, final, self.step, parts, self.skipped_steps, self.skipped_images,
