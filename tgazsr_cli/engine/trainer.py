@@ -22,6 +22,7 @@ import torch
 from tgazsr_cli.engine import checkpoint as ckpt
 from tgazsr_cli.engine import distributed as dist
 from tgazsr_cli.engine.data import ImageClassificationData, collate_skip_broken, load_image_dataset
+from tgazsr_cli.engine.data.cached import apply_decoded_cache
 from tgazsr_cli.engine.data.combined import is_combined, load_combined
 from tgazsr_cli.engine.errors import RuntimeFailure, UsageError
 from tgazsr_cli.engine.methods import TrainingMethod, build_method
@@ -115,6 +116,10 @@ class Trainer:
         self.model = (model or load_classifier(recipe.model.name, recipe.model.pretrained,
                                                logit_scale=recipe.model.logit_scale)).to(self.device)
         self.data = data or load_training_data(recipe, self.model.image_size)
+        self.batch_transform = None  # with data.cache: uint8 batch -> model input, on the device
+        if recipe.data.cache != "off":
+            self.data, self.batch_transform = apply_decoded_cache(self.data, recipe, self.model.image_size,
+                                                                  self.device, self.progress.log, dist.run_on_main)
         self.model.set_classes(self.data.classnames, recipe.data.templates)
         self.method: TrainingMethod = build_method(self.model, recipe, self.data.class_templates)
         if dist.is_distributed() and self.method.not_shardable:
@@ -322,8 +327,10 @@ class Trainer:
                 if empty:
                     continue
                 non_blocking = self.device.type == "cuda"  # pinned batches: the copy does not wait either
-                self.train_step(images.to(self.device, non_blocking=non_blocking),
-                                labels.to(self.device, non_blocking=non_blocking))
+                images = images.to(self.device, non_blocking=non_blocking)
+                if self.batch_transform is not None:
+                    images = self.batch_transform(images)
+                self.train_step(images, labels.to(self.device, non_blocking=non_blocking))
                 self.step += 1
                 logging = self.step % self.recipe.train.log_every == 0 or self.step == self.total_steps
                 saving = self.step % self.recipe.train.save_every == 0 and self.step < self.total_steps
