@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import itertools
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,8 +12,9 @@ import pytest
 import torch
 
 from tests.helpers import make_image_folder
+from tgazsr_cli.engine.errors import RuntimeFailure
 from tgazsr_cli.engine.recipe import load_recipe
-from tgazsr_cli.engine.step_stats import masked_step
+from tgazsr_cli.engine.step_stats import keep_fused, masked_step
 from tgazsr_cli.engine.trainer import Trainer
 
 # every Tensor method that hands a value to Python (and so, on CUDA, waits for the device)
@@ -135,3 +137,43 @@ def test_skip_policy_counts_bad_steps_and_their_update_is_masked(data_dir: Path,
     assert result.skipped_steps == 1 and result.steps == 2
     assert not torch.equal(weights[1], weights[0])  # the good first step moved the weights ...
     assert torch.equal(final, weights[1])  # ... the bad second one did not
+
+
+def test_a_bad_step_found_at_the_next_log_stops_before_any_later_checkpoint(data_dir: Path, tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    trainer = Trainer(recipe_for(data_dir, "train.save_every=4"), tmp_path / "stop")
+    real_loss = trainer.method.loss
+
+    def poisoned(images: torch.Tensor, labels: torch.Tensor):
+        output = real_loss(images, labels)
+        if trainer.step == 1:
+            output.total = output.total * float("nan")
+        return output
+
+    monkeypatch.setattr(trainer.method, "loss", poisoned)
+    with pytest.raises(RuntimeFailure, match="step 1: loss is nan"):
+        trainer.run()
+    assert trainer.step == 4  # noticed at the first read (step 4), reported as the step it happened at
+    assert not (tmp_path / "stop" / "checkpoints").exists()  # the step-4 checkpoint was never written
+    assert (tmp_path / "stop" / "metrics.jsonl").read_text() == ""
+
+
+def test_a_checkpoint_of_a_non_fused_optimiser_resumes_into_fused_masked_steps() -> None:
+    torch.manual_seed(0)
+    old_param = torch.nn.Parameter(torch.randn(4))
+    old = torch.optim.AdamW([old_param], lr=0.1)  # as checkpoints written before the fused optimiser
+    old_param.grad = torch.ones(4)
+    old.step()
+    param = torch.nn.Parameter(old_param.detach().clone())
+    new = torch.optim.AdamW([param], lr=0.1, fused=True)
+    new.load_state_dict(copy.deepcopy(old.state_dict()))  # fresh tensors, as read from a checkpoint
+    assert not new.param_groups[0]["fused"]
+    keep_fused(new)
+    param.grad = torch.full((4,), float("nan"))
+    masked_step(new, torch.tensor(False))  # would fail on the non-fused path, which has no found_inf
+    torch.testing.assert_close(param.detach(), old_param.detach(), rtol=0, atol=0)
+    param.grad, old_param.grad = torch.ones(4), torch.ones(4)
+    masked_step(new, torch.tensor(True))
+    old.step()
+    torch.testing.assert_close(param.detach(), old_param.detach())
+    assert float(new.state[param]["step"]) == 2

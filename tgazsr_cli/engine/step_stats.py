@@ -38,7 +38,8 @@ def keep_fused(optimizer: torch.optim.Optimizer) -> None:
         for param in group["params"]:
             step = optimizer.state.get(param, {}).get("step")
             if step is not None:
-                optimizer.state[param]["step"] = torch.as_tensor(step, dtype=torch.float32).to(param.device)
+                # a copy: load_state_dict may hand over the very tensor of the state it was given
+                optimizer.state[param]["step"] = torch.as_tensor(step).to(param.device, torch.float32, copy=True)
 
 
 def masked_step(optimizer: torch.optim.Optimizer, ok: torch.Tensor) -> None:
