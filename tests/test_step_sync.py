@@ -177,3 +177,14 @@ def test_a_checkpoint_of_a_non_fused_optimiser_resumes_into_fused_masked_steps()
     old.step()
     torch.testing.assert_close(param.detach(), old_param.detach())
     assert float(new.state[param]["step"]) == 2
+
+
+def test_without_fused_kernels_a_masked_step_is_skipped_on_the_host() -> None:
+    param = torch.nn.Parameter(torch.ones(3))
+    optimizer = torch.optim.SGD([param], lr=0.5, momentum=0.9)  # not fused: the flag is read (one sync)
+    param.grad = torch.full((3,), float("nan"))
+    masked_step(optimizer, torch.tensor(False))
+    assert torch.equal(param.detach(), torch.ones(3)) and not optimizer.state
+    param.grad = torch.ones(3)
+    masked_step(optimizer, torch.tensor(True))
+    torch.testing.assert_close(param.detach(), torch.full((3,), 0.5))

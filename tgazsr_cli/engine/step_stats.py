@@ -67,7 +67,9 @@ def grads_finite(params: list[torch.nn.Parameter]) -> torch.Tensor:
     grads = [p.grad for p in params if p.grad is not None]
     if not grads:
         return torch.ones((), dtype=torch.bool, device=params[0].device if params else "cpu")
-    return torch.isfinite(torch.nn.utils.get_total_norm(grads, error_if_nonfinite=False))
+    if hasattr(torch.nn.utils, "get_total_norm"):  # torch >= 2.6: foreach norms, few kernels
+        return torch.isfinite(torch.nn.utils.get_total_norm(grads, error_if_nonfinite=False))
+    return torch.isfinite(torch.stack([torch.linalg.vector_norm(g.detach().float()) for g in grads]).sum())
 
 
 @dataclass

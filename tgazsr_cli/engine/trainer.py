@@ -87,11 +87,19 @@ def epoch_batches(num_examples: int, batch_size: int, seed: int, epoch: int) -> 
 
 def make_optimizer(params: list[torch.nn.Parameter], recipe: Recipe) -> torch.optim.Optimizer:
     optim = recipe.optim
-    fused = fused_supported(params) or None  # fused kernels can skip a non-finite step without a sync
-    if optim.name == "sgd":
-        return torch.optim.SGD(params, lr=optim.lr, momentum=optim.momentum, weight_decay=optim.weight_decay,
-                               fused=fused)
-    return torch.optim.AdamW(params, lr=optim.lr, weight_decay=optim.weight_decay, fused=fused)
+
+    def build(fused: bool | None) -> torch.optim.Optimizer:
+        if optim.name == "sgd":
+            return torch.optim.SGD(params, lr=optim.lr, momentum=optim.momentum, weight_decay=optim.weight_decay,
+                                   fused=fused)
+        return torch.optim.AdamW(params, lr=optim.lr, weight_decay=optim.weight_decay, fused=fused)
+
+    if fused_supported(params):
+        try:
+            return build(True)  # fused kernels can skip a non-finite step without a sync (step_stats.py)
+        except (RuntimeError, TypeError, ValueError):  # an older torch without fused kernels for this device
+            pass
+    return build(None)
 
 
 class Trainer:
@@ -209,7 +217,7 @@ class Trainer:
         self.model.clip.load_state_dict(state.model_state)
         if state.optimizer_state is not None:
             self.optimizer.load_state_dict(state.optimizer_state)
-            if fused_supported(self.params):
+            if self.optimizer.defaults.get("fused"):  # the saved param_groups may say otherwise
                 keep_fused(self.optimizer)
         if state.rng_state is not None:
             ckpt.restore_rng_state(state.rng_state)
