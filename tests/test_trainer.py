@@ -92,7 +92,7 @@ def poison_step(trainer: Trainer, step: int, monkeypatch: pytest.MonkeyPatch) ->
 def test_non_finite_loss_stops_or_skips(data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     trainer = Trainer(recipe_for(data_dir), tmp_path / "stop")
     poison_step(trainer, 3, monkeypatch)
-    with pytest.raises(RuntimeFailure, match="step 3: loss is nan"):
+    with pytest.raises(RuntimeFailure, match="step 4: loss is nan"):  # the 4th step (trainer.step 3)
         trainer.run()
     assert sorted(p.name for p in (tmp_path / "stop" / "checkpoints").iterdir()) == ["step-00000002.safetensors"]
 
@@ -135,6 +135,16 @@ def test_broken_images_are_skipped_and_counted_or_stop_the_run(tmp_path: Path) -
     assert result.steps == 8 and result.skipped_images >= 1  # counted, and the run finished
     stopping = Trainer(recipe_for(data, "optim.max_steps=8", "optim.epochs=2", "data.on_broken=fail"),
                        tmp_path / "fail")
-    with pytest.raises(RuntimeFailure, match=r"could not be decoded \(batch \d+\)"):
+    with pytest.raises(RuntimeFailure, match=r"could not be decoded \(step \d+\)"):
         stopping.run()
     assert stopping.step < 8
+
+
+def test_non_finite_stop_before_any_checkpoint_says_so(data_dir: Path, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    trainer = Trainer(recipe_for(data_dir), tmp_path / "early")
+    poison_step(trainer, 0, monkeypatch)
+    with pytest.raises(RuntimeFailure) as info:
+        trainer.run()
+    assert str(info.value).startswith("step 1: loss is nan; stopped, no checkpoint had been written yet")
+    assert not (tmp_path / "early" / "checkpoints").exists()

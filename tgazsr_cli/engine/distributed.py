@@ -191,7 +191,7 @@ class LossModule(nn.Module):
         self.classifier = method.model
         self.method = method
 
-    def forward(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+    def forward(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         output = self.method.loss(images, labels)
         return output.total, output.parts
 
@@ -229,3 +229,22 @@ def shared_noise_stream(images: torch.Tensor) -> Iterator[None]:
     yield
     for _ in range(world_size() - rank() - 1):
         torch.rand_like(images)
+
+
+# -- device-side collectives (queued on the stream; no host sync under nccl) ------------------------
+def all_ranks_true(flag: torch.Tensor) -> torch.Tensor:
+    """A 0-d bool that is True only where `flag` is True on every rank; `flag` itself in one process."""
+    if not is_distributed():
+        return flag
+    value = flag.to(torch.int32)
+    dist.all_reduce(value, op=dist.ReduceOp.MIN)
+    return value.bool()
+
+
+def mean_over_ranks(values: torch.Tensor) -> torch.Tensor:
+    """The mean over ranks of a tensor on this rank's device; `values` itself in one process."""
+    if not is_distributed():
+        return values
+    total = values.clone()
+    dist.all_reduce(total, op=dist.ReduceOp.SUM)
+    return total / world_size()

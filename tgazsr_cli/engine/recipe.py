@@ -41,6 +41,9 @@ class DataConfig:
     num_workers: int = 4
     limit: int | None = None
     on_broken: str = "skip"  # an image that cannot be decoded: skip and count it, or fail the run
+    cache: str = "off"  # off | disk | device: decode once into a uint8 array file (engine/data/decoded_cache.py)
+    cache_dir: str | None = None  # default $TGAZSR_CACHE/decoded, else ~/.cache/tgazsr/decoded
+    cache_size: int | None = None  # stored side S (resized on the device); null: the exact model input
 
 
 @dataclass
@@ -120,6 +123,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "train.precision": ("fp32", "bf16"),
     "train.on_nonfinite": ("stop", "skip"),
     "data.on_broken": ("skip", "fail"),
+    "data.cache": ("off", "disk", "device"),
     "eval.precision": ("fp32", "bf16", "fp16"),
 }
 POSITIVE = {"data.batch_size", "eval.batch_size", "optim.epochs", "train.save_every", "train.keep_last",
@@ -205,7 +209,7 @@ def validate(recipe: Recipe) -> Recipe:
     for key in NON_NEGATIVE:
         if flat[key] < 0:
             raise UsageError(f"recipe key '{key}' must be >= 0, got {flat[key]}")
-    for key in ("data.limit", "eval.limit", "optim.max_steps"):
+    for key in ("data.limit", "eval.limit", "optim.max_steps", "data.cache_size"):
         if flat[key] is not None and flat[key] <= 0:
             raise UsageError(f"recipe key '{key}' must be > 0 when set, got {flat[key]}")
     for key in ("attack.eps", "eval.eps"):

@@ -21,6 +21,7 @@ import torch
 from tgazsr_cli.engine import checkpoint as ckpt
 from tgazsr_cli.engine import distributed as dist
 from tgazsr_cli.engine.data import ImageClassificationData, collate_skip_broken, load_image_dataset
+from tgazsr_cli.engine.data.cached import apply_decoded_cache
 from tgazsr_cli.engine.data.combined import is_combined, load_combined
 from tgazsr_cli.engine.errors import RuntimeFailure, UsageError
 from tgazsr_cli.engine.methods import TrainingMethod, build_method
@@ -30,6 +31,15 @@ from tgazsr_cli.engine.recipe import Recipe
 from tgazsr_cli.engine.run_dir import prepare_run_dir
 from tgazsr_cli.engine.runinfo import pick_device
 from tgazsr_cli.engine.schedule import learning_rate
+from tgazsr_cli.engine.step_stats import (
+    LOSS,
+    Snapshot,
+    StepStats,
+    fused_supported,
+    grads_finite,
+    keep_fused,
+    masked_step,
+)
 
 CHECKPOINT_DIR, FINAL_NAME = ckpt.CHECKPOINT_DIR, ckpt.FINAL_NAME
 
@@ -76,9 +86,19 @@ def epoch_batches(num_examples: int, batch_size: int, seed: int, epoch: int) -> 
 
 def make_optimizer(params: list[torch.nn.Parameter], recipe: Recipe) -> torch.optim.Optimizer:
     optim = recipe.optim
-    if optim.name == "sgd":
-        return torch.optim.SGD(params, lr=optim.lr, momentum=optim.momentum, weight_decay=optim.weight_decay)
-    return torch.optim.AdamW(params, lr=optim.lr, weight_decay=optim.weight_decay)
+
+    def build(fused: bool | None) -> torch.optim.Optimizer:
+        if optim.name == "sgd":
+            return torch.optim.SGD(params, lr=optim.lr, momentum=optim.momentum, weight_decay=optim.weight_decay,
+                                   fused=fused)
+        return torch.optim.AdamW(params, lr=optim.lr, weight_decay=optim.weight_decay, fused=fused)
+
+    if fused_supported(params):
+        try:
+            return build(True)  # fused kernels can skip a non-finite step without a sync (step_stats.py)
+        except (RuntimeError, TypeError, ValueError):  # an older torch without fused kernels for this device
+            pass
+    return build(None)
 
 
 class Trainer:
@@ -103,6 +123,10 @@ class Trainer:
         self.model = (model or load_classifier(recipe.model.name, recipe.model.pretrained,
                                                logit_scale=recipe.model.logit_scale)).to(self.device)
         self.data = data or load_training_data(recipe, self.model.image_size)
+        self.batch_transform = None  # with data.cache: uint8 batch -> model input, on the device
+        if recipe.data.cache != "off":
+            self.data, self.batch_transform = apply_decoded_cache(self.data, recipe, self.model.image_size,
+                                                                  self.device, self.progress.log, dist.run_on_main)
         self.model.set_classes(self.data.classnames, recipe.data.templates)
         self.method: TrainingMethod = build_method(self.model, recipe, self.data.class_templates)
         if dist.is_distributed() and self.method.not_shardable:
@@ -123,6 +147,7 @@ class Trainer:
         self.step = 0
         self.skipped_steps = 0
         self.skipped_images = 0
+        self.stats = self.new_stats()
 
     def apply_speed_options(self) -> None:
         """Gradient checkpointing and torch.compile (recipe train section); neither changes the maths.
@@ -180,6 +205,8 @@ class Trainer:
         self.model.clip.load_state_dict(state.model_state)
         if state.optimizer_state is not None:
             self.optimizer.load_state_dict(state.optimizer_state)
+            if self.optimizer.defaults.get("fused"):  # the saved param_groups may say otherwise
+                keep_fused(self.optimizer)
         if state.rng_state is not None:
             ckpt.restore_rng_state(state.rng_state)
             cuda_states = state.rng_state.get("cuda", [])
@@ -188,6 +215,7 @@ class Trainer:
                 torch.cuda.set_rng_state(cuda_states[0].cpu(), self.device)
         info = state.info
         self.step, self.skipped_steps, self.skipped_images = info.step, info.skipped_steps, info.skipped_images
+        self.stats = self.new_stats()
 
     # -- the loop ---------------------------------------------------------------------------------
     def batches_from(self, start_step: int) -> Iterator[list[int]]:
@@ -212,7 +240,12 @@ class Trainer:
             generator=torch.Generator().manual_seed(self.recipe.train.seed),
         )
 
-    def train_step(self, images: torch.Tensor, labels: torch.Tensor) -> dict[str, float] | None:
+    def train_step(self, images: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+        """One optimiser step that never waits for the device: its loss parts (device tensors) for inspection.
+
+        A non-finite loss or gradient masks the update on the device and is recorded in `self.stats`;
+        `check_stats` (at each log and checkpoint) stops the run or counts the skip.
+        """
         recipe = self.recipe
         lr = learning_rate(self.step, recipe.optim.lr, recipe.optim.warmup_steps, self.total_steps,
                            recipe.optim.schedule)
@@ -224,28 +257,36 @@ class Trainer:
                 torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None):
             total, parts = self.loss_module(images, labels)
         total = total.float()
-        finite = bool(torch.isfinite(total))
-        # every rank must take the same branch, or the others wait forever in backward's all-reduce
-        if dist.all_reduce_sum([0 if finite else 1])[0]:
-            return self.non_finite(f"loss is {total.item()}" if not finite else "loss is not finite on another rank")
+        # one flag for all ranks: a NaN on one rank reaches the others' gradients only through the all-reduce
+        loss_ok = dist.all_ranks_true(torch.isfinite(total))
         total.backward()  # under DDP the gradients arrive averaged over ranks, identical everywhere
-        grads = [p.grad for p in self.params if p.grad is not None]
-        if grads and not torch.isfinite(torch.stack([g.detach().float().norm() for g in grads]).sum()):
-            return self.non_finite("gradient is not finite")
-        self.optimizer.step()
-        if dist.is_distributed():  # log the parts of the whole global batch, as one process would
-            parts = dict(zip(parts, dist.all_reduce_mean(list(parts.values())), strict=True))
-        return {**parts, "lr": lr}
+        grad_ok = grads_finite(self.params)
+        masked_step(self.optimizer, self.stats.ok_to_update(loss_ok, grad_ok))
+        self.stats.record(parts, total, loss_ok, grad_ok)
+        return parts
 
-    def non_finite(self, what: str) -> None:
-        if self.recipe.train.on_nonfinite == "skip":
-            self.skipped_steps += 1
-            self.optimizer.zero_grad(set_to_none=True)
-            return None
-        raise RuntimeFailure(
-            f"step {self.step}: {what}; stopped with the last good checkpoint intact in "
-            f"{self.run_dir / CHECKPOINT_DIR} (set train.on_nonfinite=skip to skip such steps)"
-        )
+    def current_lr(self) -> float:
+        """The learning rate the last step used."""
+        return float(self.optimizer.param_groups[0]["lr"])
+
+    def new_stats(self) -> StepStats:
+        self.skipped_at_start = self.skipped_steps
+        return StepStats(self.device, self.step, stop_on_bad=self.recipe.train.on_nonfinite == "stop")
+
+    def check_stats(self, across_ranks: bool = True) -> Snapshot:
+        """The one host-device sync of a logging interval: read the stats, then stop or count bad steps."""
+        snapshot = self.stats.read(dist.mean_over_ranks if across_ranks else None)
+        if snapshot.first_bad_step is not None and self.recipe.train.on_nonfinite == "stop":
+            what = (f"loss is {snapshot.first_bad_loss}" if snapshot.first_bad_kind == LOSS
+                    else "gradient is not finite")
+            latest = ckpt.latest_checkpoint(self.run_dir / CHECKPOINT_DIR)
+            kept = f"the last good checkpoint {latest} is intact" if latest else "no checkpoint had been written yet"
+            raise RuntimeFailure(  # steps are numbered from 1 in every message, as the progress bar counts them
+                f"step {snapshot.first_bad_step + 1}: {what}; stopped, {kept} "
+                "(set train.on_nonfinite=skip to skip such steps)"
+            )
+        self.skipped_steps = self.skipped_at_start + snapshot.skipped_steps
+        return snapshot
 
     def start_run_dir(self, resume: bool) -> Path | None:
         """Rank 0 only: check or create the run directory; the checkpoint to resume from."""
@@ -277,29 +318,41 @@ class Trainer:
                 dropped, empty = dist.all_reduce_sum([dropped, int(labels.numel() == 0)])
                 self.skipped_images += dropped
                 if dropped and self.recipe.data.on_broken == "fail":
-                    raise RuntimeFailure(f"{dropped} training image(s) could not be decoded (batch {self.step + 1}); "
+                    raise RuntimeFailure(f"{dropped} training image(s) could not be decoded (step {self.step + 1}); "
                                          "checkpoints so far are intact; data.on_broken=skip skips and counts them")
                 if empty:
                     continue
-                step_parts = self.train_step(images.to(self.device), labels.to(self.device))
+                non_blocking = self.device.type == "cuda"  # pinned batches: the copy does not wait either
+                images = images.to(self.device, non_blocking=non_blocking)
+                if self.batch_transform is not None:
+                    images = self.batch_transform(images)
+                self.train_step(images, labels.to(self.device, non_blocking=non_blocking))
                 self.step += 1
-                if step_parts is not None:
-                    parts = step_parts
-                if metrics and (self.step % self.recipe.train.log_every == 0 or self.step == self.total_steps):
+                logging = self.step % self.recipe.train.log_every == 0 or self.step == self.total_steps
+                saving = self.step % self.recipe.train.save_every == 0 and self.step < self.total_steps
+                if logging or saving:  # the interval's one sync; a bad step stops the run here, before any save
+                    snapshot = self.check_stats()
+                    parts = {**(snapshot.parts or parts), "lr": self.current_lr()}
+                if metrics and logging:
                     metrics.write(json.dumps({"step": self.step, **parts}) + "\n")
                     metrics.flush()
                 task.advance(1, **{k: v for k, v in parts.items() if k in ("total", "ce", "lr")})
-                if self.step % self.recipe.train.save_every == 0 and self.step < self.total_steps:
+                if saving:
                     self.save()
         except KeyboardInterrupt:
             task.close()
             if metrics:
                 metrics.close()
+            # a bad step since the last check stops the run as it would have (no collective: see below)
+            if self.stats.pending:
+                self.check_stats(across_ranks=False)
             # no barrier: the other ranks may be interrupted too, or stuck in a collective
             raise TrainingInterrupted(self.save(sync=False)) from None
         task.close()
         if metrics:
             metrics.close()
+        if self.stats.pending:  # steps after the last log (e.g. the run ended early): check them too
+            self.check_stats()
         self.save()
         final = self.write_final()
         return TrainResult(self.run_dir, final, self.step, parts, self.skipped_steps, self.skipped_images,

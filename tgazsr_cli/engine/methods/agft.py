@@ -91,4 +91,4 @@ class Agft(TrainingMethod):
         logits = scale * cosine_scores(self.model, adversarial)
         loss = soft_cross_entropy(logits, targets)
         agreement = (logits.argmax(1) == targets.argmax(1)).float().mean()
-        return LossOutput(loss, {"soft_ce": loss.item(), "teacher_agreement": agreement.item()})
+        return LossOutput(loss, {"soft_ce": loss.detach(), "teacher_agreement": agreement.detach()})

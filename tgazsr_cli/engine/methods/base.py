@@ -21,10 +21,10 @@ class NoOptions:
 
 @dataclass
 class LossOutput:
-    """The scalar to minimise plus its named parts (detached, for logging)."""
+    """The scalar to minimise plus its named parts (detached 0-d tensors: read on the host only when logged)."""
 
     total: torch.Tensor
-    parts: dict[str, float] = field(default_factory=dict)
+    parts: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 class TrainingMethod:

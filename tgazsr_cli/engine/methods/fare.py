@@ -45,4 +45,4 @@ class Fare(TrainingMethod):
         with eval_mode(self.model):
             adversarial = maximize(objective, images, self.train_threat, momentum=self.options.attack_momentum)
         loss = embedding_l2_squared(self.model.encode_image(adversarial), target)
-        return LossOutput(loss, {"embedding_l2": loss.item()})
+        return LossOutput(loss, {"embedding_l2": loss.detach()})

@@ -26,7 +26,7 @@ class FtClean(TrainingMethod):
             images = pgd(self.model, images, labels, self.train_threat)
         contrastive = clip_contrastive(self.model.encode_image(images), self.model.text_features[labels],
                                        self.model.logit_scale)
-        return LossOutput(contrastive, {"contrastive": contrastive.item()})
+        return LossOutput(contrastive, {"contrastive": contrastive.detach()})
 
 
 @register_method

@@ -52,5 +52,5 @@ class PmgAft(TrainingMethod):
         kl_original = kl_divergence_sum(original_logits, adv_logits)
         kl_clean = kl_divergence_sum(clean_logits, adv_logits)
         total = ce + self.options.kl_original_weight * kl_original + self.options.kl_clean_weight * kl_clean
-        return LossOutput(total, {"ce": ce.item(), "kl_original": kl_original.item(), "kl_clean": kl_clean.item(),
-                                  "total": total.item()})
+        return LossOutput(total, {"ce": ce.detach(), "kl_original": kl_original.detach(),
+                                  "kl_clean": kl_clean.detach(), "total": total.detach()})

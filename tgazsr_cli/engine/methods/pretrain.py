@@ -56,5 +56,5 @@ class ClipPretrain(TrainingMethod):
         text_to_image = -(positives * F.log_softmax(text_logits, dim=1)).sum(1).div(positives.sum(1)).mean()
         weight = self.options.text_to_image_weight
         total = (1 - weight) * image_to_text + weight * text_to_image
-        return LossOutput(total, {"image_to_text": image_to_text.item(), "text_to_image": text_to_image.item(),
-                                  "temperature": 1 / scale.item(), "total": total.item()})
+        return LossOutput(total, {"image_to_text": image_to_text.detach(), "text_to_image": text_to_image.detach(),
+                                  "temperature": 1 / scale.detach(), "total": total.detach()})

@@ -69,7 +69,7 @@ class TgaZsr(TrainingMethod):
         if not (settings.alpha or settings.beta):
             logits = self.model(adversarial)
             ce = zero_shot_cross_entropy(logits, labels)
-            return LossOutput(ce, {"ce": ce.item()})
+            return LossOutput(ce, {"ce": ce.detach()})
 
         inputs = torch.cat([adversarial, images]) if settings.beta else adversarial
         tokens = self.model.encode_image_tokens(inputs)
@@ -77,19 +77,19 @@ class TgaZsr(TrainingMethod):
         assert self.teacher is not None
         with torch.no_grad():
             target = self.attention(self.teacher, self.teacher.encode_image_tokens(images), labels)
-        parts = {"ce": ce.item()}
+        parts = {"ce": ce.detach()}
         total = ce
         if settings.alpha:
             refinement = attention_distance(self.attention(self.model, tokens[:batch], labels), target,
                                             settings.distance)
             total = total + settings.alpha * refinement
-            parts["attention_refinement"] = refinement.item()
+            parts["attention_refinement"] = refinement.detach()
         if settings.beta:
             constraint = attention_distance(self.attention(self.model, tokens[batch:], labels), target,
                                             settings.distance)
             total = total + settings.beta * constraint
-            parts["attention_constraint"] = constraint.item()
-        parts["total"] = total.item()
+            parts["attention_constraint"] = constraint.detach()
+        parts["total"] = total.detach()
         return LossOutput(total, parts)
 
 
@@ -101,4 +101,4 @@ class TeCoA(TrainingMethod):
 
     def loss(self, images: torch.Tensor, labels: torch.Tensor) -> LossOutput:
         ce = zero_shot_cross_entropy(self.model(pgd(self.model, images, labels, self.train_threat)), labels)
-        return LossOutput(ce, {"ce": ce.item()})
+        return LossOutput(ce, {"ce": ce.detach()})

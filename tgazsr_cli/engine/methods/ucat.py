@@ -103,4 +103,4 @@ class Ucat(TrainingMethod):
         ce = zero_shot_cross_entropy(self.model.logit_scale * adv_scores, labels)
         kl = dirichlet_kl(concentrations(adv_scores, temperature), concentrations(reference, temperature))
         total = ce + self.options.weight * kl
-        return LossOutput(total, {"ce": ce.item(), "dirichlet_kl": kl.item(), "total": total.item()})
+        return LossOutput(total, {"ce": ce.detach(), "dirichlet_kl": kl.detach(), "total": total.detach()})

@@ -57,5 +57,5 @@ class VisionTga(TrainingMethod):
         refinement = attention_distance(maps[:batch], target, settings.distance)
         constraint = attention_distance(maps[batch:], target, settings.distance)
         total = ce + settings.alpha * refinement + settings.beta * constraint
-        return LossOutput(total, {"ce": ce.item(), "attention_refinement": refinement.item(),
-                                  "attention_constraint": constraint.item(), "total": total.item()})
+        return LossOutput(total, {"ce": ce.detach(), "attention_refinement": refinement.detach(),
+                                  "attention_constraint": constraint.detach(), "total": total.detach()})
