@@ -16,6 +16,7 @@ from typing import Any
 from torch import nn
 
 from tgazsr_cli.engine.errors import RuntimeFailure, UsageError, did_you_mean
+from tgazsr_cli.engine.openai_weights import activation_for_file
 from tgazsr_cli.engine.resources import package_path
 
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -109,6 +110,10 @@ def resolve_model_spec(name: str, pretrained: str | None = None) -> ModelSpec:
                 f"'{part}' is neither a pretrained tag of {name} nor a file"
                 f"{did_you_mean(part, tags)}; tags: {', '.join(tags) or 'none'}"
             )
+        else:  # OpenAI's weights in a local file need QuickGELU, as the `openai` tag sets (openai_weights.py)
+            quick = f"{name.replace('/', '-')}-quickgelu"
+            model_cfg = activation_for_file(model_cfg, name, part, base=part == pretrained_layers(pretrained)[0],
+                                            quick_model=quick if open_clip.get_model_config(quick) else None)
     return ModelSpec(name, pretrained, model_cfg, preprocess)
 
 
