@@ -49,6 +49,9 @@ class RichProgress:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        if not self.bars.tasks:  # no bar drawn: Progress.stop would print an empty line (before an error, say)
+            self.bars.live.stop()
+            return
         self.bars.stop()
 
     def task(self, description: str, total: int | None, completed: int = 0) -> RichTask:

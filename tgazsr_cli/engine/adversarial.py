@@ -24,11 +24,30 @@ class AttackSummary:
     predictions_file: Path
 
 
+MIN_PNG_SIDE = 224  # small images (28x28 MNIST-like) are enlarged so that a viewer shows their pixels
+
+
 def save_png(image: torch.Tensor, path: Path) -> None:
+    """A [0, 1] CHW image as a PNG, enlarged by a whole factor (nearest neighbour: every pixel stays a square
+    of one value) until its short side is at least MIN_PNG_SIDE. The tensor file keeps the exact values."""
     from PIL import Image
 
     array = (image.clamp(0, 1).permute(1, 2, 0) * 255).round().to(torch.uint8).cpu().numpy()
-    Image.fromarray(array).save(path)
+    picture = Image.fromarray(array)
+    factor = -(-MIN_PNG_SIDE // min(picture.size))  # ceil
+    if factor > 1:
+        picture = picture.resize((picture.width * factor, picture.height * factor), Image.Resampling.NEAREST)
+    picture.save(path)
+
+
+def save_example_pngs(clean: torch.Tensor, adversarial: torch.Tensor, out_dir: Path, index: int) -> None:
+    """NNNN-clean.png, NNNN-adversarial.png and NNNN-difference.png: |adversarial - clean| per channel,
+    stretched so that the largest change is full white (an eps of 1/255 is invisible otherwise)."""
+    save_png(clean, out_dir / f"{index:04d}-clean.png")
+    save_png(adversarial, out_dir / f"{index:04d}-adversarial.png")
+    difference = (adversarial - clean).abs()
+    peak = float(difference.max())
+    save_png(difference / peak if peak > 0 else difference, out_dir / f"{index:04d}-difference.png")
 
 
 def attack_and_save(
@@ -69,8 +88,7 @@ def attack_and_save(
               metadata={"threat": json.dumps(threat.describe()), "attack": attack, "dataset": data.name})
     records = []
     for i, (label, clean, adv) in enumerate(zip(labels.tolist(), clean_pred.tolist(), adv_pred.tolist(), strict=True)):
-        save_png(images[i], out_dir / f"{i:04d}-clean.png")
-        save_png(adversarial[i], out_dir / f"{i:04d}-adversarial.png")
+        save_example_pngs(images[i], adversarial[i], out_dir, i)
         records.append({"index": i, "label": data.classnames[label], "clean_prediction": data.classnames[clean],
                         "adversarial_prediction": data.classnames[adv]})
     predictions_file = out_dir / "predictions.json"

@@ -147,9 +147,9 @@ def evaluate_all(models: list[Any], names: list[str], request: EvalRequest, sett
         by_size: dict[int, Any] = {}  # models of one input size share one decoded dataset
         for item in models:
             size = item.classifier.image_size
-            if size not in by_size:
-                by_size[size] = load_image_dataset(name, split=settings.split, image_size=size,
-                                                   data_dir=local_copy(data_dir, name, len(names)),
+            if size not in by_size:  # --data-dir: the copy itself for one dataset, else a folder of copies
+                where = {"data_dir": data_dir} if len(names) == 1 else {"data_root": data_dir}
+                by_size[size] = load_image_dataset(name, split=settings.split, image_size=size, **where,
                                                    limit=settings.limit, seed=settings.seed)
             found = evaluate_sharded(item.classifier, by_size[size], model_label=item.label, attacks=attacks,
                                      threat=threat, batch_size=settings.batch_size, num_workers=request.workers,
@@ -167,14 +167,6 @@ def interrupt_cleanup(output: OutputFolder | None) -> Iterator[None]:
         if output is not None:
             output.discard_if_empty()
         raise
-
-
-def local_copy(data_dir: str | None, name: str, num_datasets: int) -> str | None:
-    """--data-dir is the copy itself for one dataset, else a root with a folder per dataset (hub if absent)."""
-    if data_dir is None or num_datasets == 1:
-        return data_dir
-    candidate = Path(data_dir).expanduser() / name
-    return str(candidate) if candidate.exists() else None
 
 
 def split_names(text: str | None) -> list[str]:

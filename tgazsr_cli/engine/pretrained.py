@@ -16,6 +16,7 @@ from typing import Any
 from torch import nn
 
 from tgazsr_cli.engine.errors import RuntimeFailure, UsageError, did_you_mean
+from tgazsr_cli.engine.openai_weights import activation_for_file
 from tgazsr_cli.engine.resources import package_path
 
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -109,18 +110,19 @@ def resolve_model_spec(name: str, pretrained: str | None = None) -> ModelSpec:
                 f"'{part}' is neither a pretrained tag of {name} nor a file"
                 f"{did_you_mean(part, tags)}; tags: {', '.join(tags) or 'none'}"
             )
+        else:  # OpenAI's weights in a local file need QuickGELU, as the `openai` tag sets (openai_weights.py)
+            quick = f"{name.replace('/', '-')}-quickgelu"
+            model_cfg = activation_for_file(model_cfg, name, part, base=part == pretrained_layers(pretrained)[0],
+                                            quick_model=quick if open_clip.get_model_config(quick) else None)
     return ModelSpec(name, pretrained, model_cfg, preprocess)
 
 
 def hub_config(repo_id: str) -> dict[str, Any]:
     """The open_clip config of a hub model, through huggingface_hub's cache (honours HF_HUB_OFFLINE)."""
-    from huggingface_hub import hf_hub_download
+    from tgazsr_cli.engine.hub_files import fetch_hub_file
 
-    try:
-        path = hf_hub_download(repo_id, HUB_CONFIG_NAME)
-    except Exception as exc:  # the hub raises many types; all mean "could not fetch"
-        raise RuntimeFailure(f"could not fetch the open_clip config of 'hf-hub:{repo_id}' ({type(exc).__name__}); "
-                             "offline? a model downloaded once is read from the Hugging Face cache") from exc
+    path = fetch_hub_file(repo_id, HUB_CONFIG_NAME, f"the open_clip config of 'hf-hub:{repo_id}'",
+                          "a model downloaded once is read from the Hugging Face cache, or use --model local-dir:PATH")
     return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
@@ -136,9 +138,11 @@ def build_clip(spec: ModelSpec, *, load_weights: bool = True) -> nn.Module:
             raise RuntimeFailure(f"could not load '{spec.name}': {exc}") from exc
     model_cls = open_clip.CustomTextCLIP if _needs_custom_text(spec.model_cfg) else open_clip.CLIP
     cfg = {k: v for k, v in spec.model_cfg.items() if k != "custom_text"}
+    # tag weights are fetched before the model is built, so that a missing download fails at once
+    files = _tag_files(spec) if spec.pretrained and load_weights else {}
     model = model_cls(**cfg)
     if spec.pretrained and load_weights:
-        _load_pretrained(model, spec)
+        _load_pretrained(model, spec, files)
     return model
 
 
@@ -158,29 +162,37 @@ def pretrained_layers(pretrained: str | None) -> list[str]:
     return [pretrained]
 
 
-def _load_pretrained(model: nn.Module, spec: ModelSpec) -> None:
+def _tag_files(spec: ModelSpec) -> dict[str, str]:
+    """Pretrained tag -> its local weights file (cached or downloaded), for every tag in `spec.pretrained`."""
+    import open_clip
+
+    from tgazsr_cli.engine.hub_files import fetch_tag_weights
+
+    layers = pretrained_layers(spec.pretrained)
+    files = {}
+    for layer in layers:
+        tag_cfg = open_clip.get_pretrained_cfg(spec.name.replace("/", "-"), layer)
+        if tag_cfg and layer not in files:
+            local = "+".join("PATH" if part == layer else part for part in layers)
+            files[layer] = fetch_tag_weights(tag_cfg, f"pretrained weights '{layer}' for {spec.name}",
+                                             f"--pretrained {local} (PATH: an OpenAI .pt, open_clip or tgazsr "
+                                             "weights file)")
+    return files
+
+
+def _load_pretrained(model: nn.Module, spec: ModelSpec, files: dict[str, str] | None = None) -> None:
     assert spec.pretrained is not None
+    files = files if files is not None else _tag_files(spec)
     layers = pretrained_layers(spec.pretrained)
     for index, layer in enumerate(layers):
-        _load_layer(model, spec, layer, base_loaded=index > 0)
+        _load_layer(model, spec, files.get(layer, layer), base_loaded=index > 0)
 
 
 def _load_layer(model: nn.Module, spec: ModelSpec, pretrained: str, *, base_loaded: bool) -> None:
+    """Load one weights file (a tag is already resolved to its file by `_tag_files`) into `model`."""
     import open_clip
-    from open_clip import download_pretrained
 
-    name = spec.name.replace("/", "-")
-    tag_cfg = open_clip.get_pretrained_cfg(name, pretrained)
-    if tag_cfg:
-        try:
-            path = download_pretrained(tag_cfg)
-        except Exception as exc:  # the hub raises many types; all mean "could not fetch"
-            raise RuntimeFailure(
-                f"could not download pretrained weights '{pretrained}' for {spec.name} ({type(exc).__name__}); "
-                "are you offline? pass a local weights file with --pretrained PATH"
-            ) from exc
-    else:
-        path = str(shipped_weights(pretrained)) if pretrained.startswith(SHIPPED_PREFIX) else pretrained
+    path = str(shipped_weights(pretrained)) if pretrained.startswith(SHIPPED_PREFIX) else pretrained
     if _is_tgazsr_checkpoint(path):
         from tgazsr_cli.engine import checkpoint as ckpt
 

@@ -280,7 +280,7 @@ def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]
 def parse_override(text: str) -> tuple[list[str], Any]:
     """`a.b=value` with the value read as YAML (numbers, booleans, null, lists)."""
     if "=" not in text:
-        raise UsageError(f"override '{text}' must look like key=value (e.g. loss.alpha=0.08)")
+        raise UsageError(f"override '{text}' must look like key=value (e.g. method_options.alpha=0.08)")
     key, raw = text.split("=", 1)
     key = key.strip()
     if not key:

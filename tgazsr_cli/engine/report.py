@@ -204,6 +204,34 @@ def tradeoff_points(records: Sequence[Record]) -> list[tuple[str, str, float, fl
     return [(r.model, r.attack, r.clean, r.robust) for r in summary(records) if r.attack != "none"]
 
 
+def _subtitle_lines(text: str, width: int = 78) -> list[str]:
+    """The threat line as lines of at most `width` characters, broken only between its phrases: one attack a
+    line, each wrapped at its commas (never inside "eval batch 256")."""
+    lines: list[str] = []
+    for attack in text.split("; "):
+        line = ""
+        for phrase in attack.split(", "):
+            candidate = f"{line}, {phrase}" if line else phrase
+            if line and len(candidate) > width:
+                lines.append(line + ",")
+                line = "    " + phrase
+            else:
+                line = candidate
+        lines.append(line)
+    return lines
+
+
+def _label_points(axis: Any, points: list[tuple[str, str, float, float]]) -> None:
+    """One name per model, beside its first point, on the side that keeps it inside the axes."""
+    (x0, x1), (y0, y1) = axis.get_xlim(), axis.get_ylim()
+    for model in dict.fromkeys(point[0] for point in points):
+        _, _, clean, robust = next(point for point in points if point[0] == model)
+        right = clean > (x0 + x1) / 2  # right half: the text goes to the left of the point
+        top = robust > y0 + 0.85 * (y1 - y0)
+        axis.annotate(model, (clean, robust), textcoords="offset points", xytext=(-7 if right else 7, -9 if top else 6),
+                      ha="right" if right else "left", va="top" if top else "bottom", fontsize=8)
+
+
 def tradeoff_plot(records: Sequence[Record], path: Path, title: str = "") -> Path:
     """Robust vs clean average accuracy: one colour per model, one marker per attack (the paper's figure)."""
     import matplotlib
@@ -214,16 +242,19 @@ def tradeoff_plot(records: Sequence[Record], path: Path, title: str = "") -> Pat
     points = tradeoff_points(records) or [(r.model, "none", r.clean, r.robust) for r in summary(records)]
     models = list(dict.fromkeys(point[0] for point in points))
     attacks = list(dict.fromkeys(point[1] for point in points))
-    fig, axis = plt.subplots(figsize=(5.5, 4.2))
+    subtitle = _subtitle_lines(title or threat_line(records).replace("Threat model — ", ""))
+    fig, axis = plt.subplots(figsize=(5.5, 4.4 + 0.16 * len(subtitle)))
     for model, attack, clean, robust in points:
         colour = SERIES_COLOURS[models.index(model) % len(SERIES_COLOURS)]
         marker = ATTACK_MARKERS[attacks.index(attack) % len(ATTACK_MARKERS)]
         label = model if len(attacks) == 1 else f"{model} / {attack}"
         axis.scatter(clean, robust, s=60, color=colour, marker=marker, label=label)
-        axis.annotate(model, (clean, robust), textcoords="offset points", xytext=(5, 5), fontsize=8)
+    axis.margins(0.15)  # room for the names beside points at the edges
+    _label_points(axis, points)
     axis.set_xlabel("clean accuracy, average over datasets (%)")
     axis.set_ylabel("robust accuracy, average over datasets (%)")
-    axis.set_title(title or threat_line(records).replace("Threat model — ", ""), fontsize=7, wrap=True)
+    fig.suptitle("Robust vs clean accuracy", fontsize=11)
+    axis.set_title("\n".join(subtitle), fontsize=7.5, loc="left")
     axis.grid(alpha=0.3)
     axis.legend(fontsize=7, loc="best")
     fig.tight_layout()

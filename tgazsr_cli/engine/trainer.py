@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -177,24 +178,24 @@ class Trainer:
             skipped_steps=self.skipped_steps, skipped_images=self.skipped_images,
         )
 
-    def save(self, sync: bool = True) -> Path:
+    def save(self, sync: bool = True, rng_state: dict[str, Any] | None = None) -> Path:
         """Rank 0 writes a resumable checkpoint; with `sync` the other ranks wait until it is on disk."""
         directory = self.run_dir / CHECKPOINT_DIR
         path = directory / ckpt.checkpoint_name(self.step)
         if dist.is_main_process():
-            path = self.write_checkpoint(directory)
+            path = self.write_checkpoint(directory, rng_state)
         if sync:
             dist.barrier()
         return path
 
-    def write_checkpoint(self, directory: Path) -> Path:
+    def write_checkpoint(self, directory: Path, rng_state: dict[str, Any] | None = None) -> Path:
         directory.mkdir(parents=True, exist_ok=True)
         path = ckpt.save_checkpoint(
             directory / ckpt.checkpoint_name(self.step),
             model_state=self.model.clip.state_dict(),
             metadata=self.metadata("training").to_dict(),
             optimizer_state=self.optimizer.state_dict(),
-            rng_state=ckpt.capture_rng_state(),
+            rng_state=rng_state if rng_state is not None else ckpt.capture_rng_state(),
         )
         ckpt.rotate_checkpoints(directory, keep_last=self.recipe.train.keep_last)
         return path
@@ -310,6 +311,8 @@ class Trainer:
         metrics = (self.run_dir / "metrics.jsonl").open("a", encoding="utf-8") if dist.is_main_process() else None
         task = self.progress.task(f"train {self.recipe.method}", self.total_steps, completed=self.step)
         self.model.train()
+        # the RNG as the last finished step left it: Ctrl-C lands mid-step, after the attack has drawn its noise
+        rng_after_step = ckpt.capture_rng_state()
         try:
             for images, labels, dropped in self.loader(self.step):
                 if self.step >= self.total_steps:
@@ -328,6 +331,7 @@ class Trainer:
                     images = self.batch_transform(images)
                 self.train_step(images, labels.to(self.device, non_blocking=non_blocking))
                 self.step += 1
+                rng_after_step = ckpt.capture_rng_state()
                 logging = self.step % self.recipe.train.log_every == 0 or self.step == self.total_steps
                 saving = self.step % self.recipe.train.save_every == 0 and self.step < self.total_steps
                 if logging or saving:  # the interval's one sync; a bad step stops the run here, before any save
@@ -347,7 +351,7 @@ class Trainer:
             if self.stats.pending:
                 self.check_stats(across_ranks=False)
             # no barrier: the other ranks may be interrupted too, or stuck in a collective
-            raise TrainingInterrupted(self.save(sync=False)) from None
+            raise TrainingInterrupted(self.save(sync=False, rng_state=rng_after_step)) from None
         task.close()
         if metrics:
             metrics.close()

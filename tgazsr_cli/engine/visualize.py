@@ -81,7 +81,8 @@ def draw_panel(rows: list[PanelRow], out_path: Path, title: str = "") -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(len(rows), 4, figsize=(10, 2.7 * len(rows) + 0.4), squeeze=False)
+    fig, axes = plt.subplots(len(rows), 4, figsize=(10.6, 2.7 * len(rows) + 0.4), squeeze=False)
+    heat_image = None  # what the colour bar explains: every map is drawn on the same 0..1 scale
     for axis_row, row in zip(axes, rows, strict=True):
         panels = [
             (row.clean_image, None, f"clean → {row.clean_prediction}"),
@@ -92,7 +93,7 @@ def draw_panel(rows: list[PanelRow], out_path: Path, title: str = "") -> Path:
         for axis, (picture, heat, caption) in zip(axis_row, panels, strict=True):
             axis.imshow(picture.permute(1, 2, 0).clamp(0, 1).numpy())
             if heat is not None:
-                axis.imshow(heat.numpy(), cmap="jet", alpha=0.5, vmin=0, vmax=1)
+                heat_image = axis.imshow(heat.numpy(), cmap="jet", alpha=0.5, vmin=0, vmax=1)
             axis.set_title(caption, fontsize=9)
             axis.set_xticks([])
             axis.set_yticks([])
@@ -100,7 +101,12 @@ def draw_panel(rows: list[PanelRow], out_path: Path, title: str = "") -> Path:
         axis_row[3].set_xlabel(f"map moved by {row.map_shift:.3f} (L2)", fontsize=9)
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 0.93, 1))  # the right strip holds the colour bar
+    if heat_image is not None:
+        bar = fig.colorbar(heat_image, cax=fig.add_axes((0.94, 0.12, 0.012, 0.76)))
+        bar.solids.set_alpha(1)
+        bar.set_label("attention (normalised: 0 least, 1 most)", fontsize=8)
+        bar.ax.tick_params(labelsize=7)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out_path, dpi=110)
     plt.close(fig)

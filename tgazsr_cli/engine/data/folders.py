@@ -14,9 +14,11 @@ split names into class folders such as ``bullet_train`` or ``test_tube``, silent
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from tgazsr_cli.engine.data.names import clean_classname, is_wnid, readable_classname, wnid_names
 from tgazsr_cli.engine.data.opened import OpenedSource
 from tgazsr_cli.engine.data.splits import canonical_split, resolve_split
 from tgazsr_cli.engine.errors import RuntimeFailure, UsageError
@@ -24,6 +26,7 @@ from tgazsr_cli.engine.errors import RuntimeFailure, UsageError
 if TYPE_CHECKING:
     import datasets
 
+WORDS_TXT = "words.txt"  # Tiny-ImageNet's `wnid<TAB>lemma, lemma, ...` table of every WordNet noun
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm"})
 VAL_ANNOTATIONS = "val_annotations.txt"
 
@@ -88,6 +91,26 @@ def list_val_annotations(folder: Path) -> tuple[list[Path], list[str], int]:
     return paths, labels, missing
 
 
+def words_names(folder: Path, labels: Sequence[str]) -> tuple[str, ...] | None:
+    """Prompt names for class folders named by wnids outside the built-in 200, from a Tiny-ImageNet-style
+    words.txt in `folder` or up to two levels above it (val/images/ -> val/ -> the dataset root).
+
+    The first lemma, cleaned as the built-in table is (`names.py`); None when every wnid is built in or there is
+    no words.txt, so such folders keep the curated names.
+    """
+    unknown = {label for label in labels if is_wnid(label) and label not in wnid_names()}
+    path = next((p / WORDS_TXT for p in (folder, *list(folder.parents)[:2]) if (p / WORDS_TXT).is_file()), None)
+    if not unknown or path is None:
+        return None
+    words: dict[str, str] = {}
+    with path.open(encoding="utf-8") as table:
+        for line in table:
+            wnid, _, lemmas = line.partition("\t")
+            if wnid in unknown and lemmas.strip():
+                words[wnid] = clean_classname(lemmas.split(",")[0].replace("/", " ")).lower()
+    return tuple(words.get(label) or readable_classname(label) for label in labels)
+
+
 def _to_table(paths: list[Path], labels: list[str]) -> datasets.Dataset:
     """Image paths (undecoded) and a ClassLabel over the sorted class folder names."""
     import datasets
@@ -102,9 +125,15 @@ def _to_table(paths: list[Path], labels: list[str]) -> datasets.Dataset:
     )
 
 
+def _is_labelled(folder: Path) -> bool:
+    """True for a split folder with val annotations or class folders (not just an images/ folder)."""
+    return (folder / VAL_ANNOTATIONS).is_file() or any(
+        child.is_dir() and child.name != "images" and not child.name.startswith(".") for child in folder.iterdir())
+
+
 def open_folder(root: Path, split: str, *, name: str) -> OpenedSource:
     """One split of an image folder (any layout above) as an `OpenedSource`."""
-    folder, chosen = root, "all"
+    folder, chosen, splits = root, "all", {}
     if not (root / VAL_ANNOTATIONS).is_file():
         splits = split_folders(root)
         if splits:
@@ -120,6 +149,10 @@ def open_folder(root: Path, split: str, *, name: str) -> OpenedSource:
     if not paths:
         raise RuntimeFailure(f"no images in class folders under {folder}; expected {folder}/<class>/*.jpg")
     if set(labels) == {"images"}:
-        raise UsageError(f"{folder} holds unlabelled images (no class folders, no {VAL_ANNOTATIONS})")
+        # Tiny-ImageNet's test split has no labels: point at the split that has them
+        labelled = sorted((name for name, path in splits.items() if path != folder and _is_labelled(path)),
+                          key=lambda name: canonical_split(name) != "validation")  # val before train
+        hint = f"; evaluate a labelled split instead: --split {labelled[0]}" if labelled else ""
+        raise UsageError(f"{folder} holds unlabelled images (no class folders, no {VAL_ANNOTATIONS}){hint}")
     return OpenedSource(table=_to_table(paths, labels), description=how, split=chosen, name=name,
                         base_dir=folder, skipped=skipped)

@@ -9,6 +9,7 @@ finds the columns, fixes class names and label order, takes the seeded subset an
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -21,7 +22,8 @@ from tgazsr_cli.engine.data.columns import label_names, prepare_table
 from tgazsr_cli.engine.data.dataset import HFImageDataset
 from tgazsr_cli.engine.data.hub import open_hub, parse_hub_source
 from tgazsr_cli.engine.data.labels import check_labels
-from tgazsr_cli.engine.data.local import open_local
+from tgazsr_cli.engine.data.local import LocalCopyMissing, open_local
+from tgazsr_cli.engine.data.localcopy import datasets_hint, find_local_copy, is_copy_itself, looked_at
 from tgazsr_cli.engine.data.opened import LocalManifest, OpenedSource
 from tgazsr_cli.engine.data.speclabels import drop_labels, excluded_labels, resolve_for_spec
 from tgazsr_cli.engine.data.specs import ALL_SPLITS, DEFAULT_TEMPLATES, DatasetSpec, is_registered, list_datasets
@@ -66,25 +68,60 @@ def quiet_datasets() -> None:
     datasets.disable_progress_bars()
 
 
-def open_source(source: str, split: str, data_dir: str | None) -> tuple[OpenedSource, DatasetSpec | None]:
+def _open_data_dir(spec: DatasetSpec, data_dir: str, local: Callable[..., OpenedSource]) -> OpenedSource:
+    """The copy of `spec` given with --data-dir: a folder under it with a usual name (localcopy), else itself."""
+    found = find_local_copy(spec.name, data_dir)
+    what = f"--data-dir for {spec.name}"
+    if found is not None:
+        return local(Path(found), layout_hint=spec.layout_hint, what=what)
+    root = Path(data_dir).expanduser()
+    others = datasets_hint(root, wanted=spec.name)
+    if others:  # a folder of other datasets' copies: reading it as this one would mix them up
+        raise LocalCopyMissing(f"{what}: {root} holds no copy of {spec.name} ({looked_at(spec.name, root)}){others}")
+    try:
+        return local(root, layout_hint=spec.layout_hint, what=what)
+    except LocalCopyMissing as error:
+        raise LocalCopyMissing(f"{error}; {looked_at(spec.name, root)}") from None
+
+
+def _open_registered(
+    spec: DatasetSpec, split: str, data_dir: str | None, data_root: str | None,
+) -> OpenedSource:
+    wanted = spec.splits.get(split, split)
+    local = open_whole if wanted == ALL_SPLITS else partial(open_local, split=wanted)
+    if data_dir is None and data_root is not None:  # a root of copies: this one's, if there, else as without
+        data_dir = find_local_copy(spec.name, data_root)
+    missing = f"; no copy under --data-dir either ({looked_at(spec.name, data_root)})" if data_root else ""
+    if data_dir is not None:
+        return _open_data_dir(spec, data_dir, local)
+    if spec.local_path is not None:
+        return local(Path(spec.local_path), layout_hint=spec.layout_hint, what=f"shipped folder of {spec.name}")
+    if spec.hub_id is not None:
+        try:
+            return open_hub(spec.hub_id, wanted, name=spec.name, layout_hint=spec.layout_hint)
+        except RuntimeFailure as error:
+            raise RuntimeFailure(f"{error}{missing}") from error.__cause__
+    raise RuntimeFailure(f"dataset '{spec.name}' has no hub id; pass a copy with --data-dir DIR "
+                         f"({spec.layout_hint}){missing}")
+
+
+def _refuse_parent_folder(path: Path) -> None:
+    """A path that holds dataset folders rather than being one would be read as one odd dataset: say so."""
+    hint = datasets_hint(path.expanduser())
+    if hint and not is_copy_itself(path.expanduser()):
+        raise UsageError(f"{path} is not a dataset folder{hint}")
+
+
+def open_source(
+    source: str, split: str, data_dir: str | None, data_root: str | None = None,
+) -> tuple[OpenedSource, DatasetSpec | None]:
     """Find and open the split that `source` names (no decoding yet)."""
     quiet_datasets()
     from tgazsr_cli.engine.data.specs import get_dataset_spec
 
     if is_registered(source):
         spec = get_dataset_spec(source)
-        wanted = spec.splits.get(split, split)
-        local = open_whole if wanted == ALL_SPLITS else partial(open_local, split=wanted)
-        if data_dir is not None:
-            opened = local(Path(data_dir), layout_hint=spec.layout_hint, what=f"--data-dir for {spec.name}")
-        elif spec.local_path is not None:
-            opened = local(Path(spec.local_path), layout_hint=spec.layout_hint,
-                           what=f"shipped folder of {spec.name}")
-        elif spec.hub_id is not None:
-            opened = open_hub(spec.hub_id, wanted, name=spec.name, layout_hint=spec.layout_hint)
-        else:
-            raise RuntimeFailure(f"dataset '{spec.name}' has no hub id; pass a copy with --data-dir DIR "
-                                 f"({spec.layout_hint})")
+        opened = _open_registered(spec, split, data_dir, data_root)
         opened.name = spec.name
         return opened, spec
     if source.startswith("hf:"):
@@ -97,6 +134,7 @@ def open_source(source: str, split: str, data_dir: str | None) -> tuple[OpenedSo
     if _looks_like_path(source):
         if data_dir is not None:
             raise UsageError("--data-dir is for registered and hf: datasets; give the path as the dataset")
+        _refuse_parent_folder(Path(source))
         return open_local(Path(source), split), None
     error = unknown_name("dataset", source, list_datasets())
     raise UsageError(f"{error}; or give a local path or hf:ORG/NAME")
@@ -133,6 +171,7 @@ def load_image_dataset(
     split: str = "train",
     image_size: int = 224,
     data_dir: str | None = None,
+    data_root: str | None = None,
     limit: int | None = None,
     seed: int = 0,
     templates: list[str] | None = None,
@@ -140,16 +179,18 @@ def load_image_dataset(
 ) -> ImageClassificationData:
     """Open `source`'s `split` as tensors of `image_size` with class names and prompt templates (spec §6).
 
-    `limit` keeps a seeded random subset of that many examples (same seed, same subset) and says so in
-    `source`. `templates` / `resize_mode` override the dataset's own (default "This is a photo of a {}",
-    resize_crop).
+    `data_dir` is the dataset's local copy, or a folder holding it under a usual name (`find_local_copy`);
+    `data_root` is a folder of copies of several datasets: this one's is used when there, else the source is
+    as without (the hub). `limit` keeps a seeded random subset of that many examples (same seed, same
+    subset) and says so in `source`. `templates` / `resize_mode` override the dataset's own (default
+    "This is a photo of a {}", resize_crop).
     """
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise UsageError(f"limit must be a positive number of examples, got {limit!r}")
     if templates is not None and (not templates or any("{}" not in t for t in templates)):
         raise UsageError("every prompt template needs a '{}' for the class name")
     check_transform_args(image_size, resize_mode or "resize_crop")
-    opened, spec = open_source(source, split, data_dir)
+    opened, spec = open_source(source, split, data_dir, data_root)
     spec_names, own_templates, own_mode = _dataset_defaults(spec, opened.manifest)
     mode = resize_mode or own_mode
     check_transform_args(image_size, mode)

@@ -11,9 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tgazsr_cli.engine.data.folders import has_images, open_folder
+from tgazsr_cli.engine.data.folders import WORDS_TXT, has_images, open_folder, words_names
 from tgazsr_cli.engine.data.hub import first_line
-from tgazsr_cli.engine.data.opened import OpenedSource
+from tgazsr_cli.engine.data.opened import LocalManifest, OpenedSource
 from tgazsr_cli.engine.data.shipped import read_manifest
 from tgazsr_cli.engine.data.specs import LOCAL_LAYOUTS
 from tgazsr_cli.engine.data.splits import resolve_split, split_of_path
@@ -25,6 +25,10 @@ if TYPE_CHECKING:
     import datasets
 
 SAVED_MARKERS = ("dataset_dict.json", "state.json")
+
+
+class LocalCopyMissing(RuntimeFailure):
+    """Nothing readable at a local path (it does not exist, or holds no data)."""
 _SINGLE = "train"  # the split name `datasets` gets for a source that has only one
 
 
@@ -90,13 +94,20 @@ def open_saved(path: Path, split: str) -> OpenedSource:
                         manifest=read_manifest(path))
 
 
+def _words_manifest(opened: OpenedSource) -> LocalManifest | None:
+    """Class names from a words.txt beside a folder of wnid classes the built-in table lacks (folders.py)."""
+    folder = opened.base_dir
+    names = words_names(folder, opened.table.features["label"].names) if folder is not None else None
+    return LocalManifest(path=folder / WORDS_TXT, classnames=names) if names else None
+
+
 def open_local(
     path: Path, split: str, *, layout_hint: str = LOCAL_LAYOUTS, what: str = "path",
 ) -> OpenedSource:
     """Open whatever lies at `path`: parquet, a save_to_disk folder, webdataset shards or an image folder."""
     path = path.expanduser()
     if not path.exists():
-        raise RuntimeFailure(f"{what} {path} does not exist; put the data there ({layout_hint})")
+        raise LocalCopyMissing(f"{what} {path} does not exist; put the data there ({layout_hint})")
     if path.is_file():
         if path.suffix.lower() == ".parquet":
             return open_parquet(path, split)
@@ -113,7 +124,7 @@ def open_local(
         return open_sun397(path)
     if has_images(path):
         opened = open_folder(path, split, name=_name_of(path))
-        opened.manifest = read_manifest(path)
+        opened.manifest = read_manifest(path) or _words_manifest(opened)
         return opened
-    raise RuntimeFailure(f"found no parquet files, saved dataset or images in {path} (nor .tar shards); "
-                         f"expected {layout_hint}")
+    raise LocalCopyMissing(f"found no parquet files, saved dataset or images in {path} (nor .tar shards); "
+                           f"expected {layout_hint}")

@@ -38,6 +38,8 @@ class DatasetSpec:
     extra: dict[str, str] = field(default_factory=dict)  # manifest facts (license, provenance)
     exclude_classes: tuple[str, ...] = ()  # source class names whose examples are dropped (not real classes)
     class_keys: tuple[str, ...] = ()  # raw source names (e.g. wnids) in label order, when they differ from names
+    # folder names the downloads unpack to, looked for under --data-dir ROOT besides ROOT/<name> (localcopy.py)
+    folder_names: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.resize_mode not in RESIZE_MODES:
@@ -93,6 +95,7 @@ TINYIMAGENET = register_dataset(DatasetSpec(
     description="Tiny-ImageNet, 200 classes, 64x64: train 100k (TGA-ZSR's training set), valid 10k (eval)",
     layout_hint=("the hub's parquet files (train-*.parquet, valid-*.parquet), the original tiny-imagenet-200 "
                  "folder (train/<wnid>/images, val/images + val_annotations.txt), or DIR/<wnid>/*.JPEG"),
+    folder_names=("tiny-imagenet-200", "tiny-imagenet"),  # the original zip; a download of the hub copy
 ))
 
 
@@ -107,4 +110,5 @@ IMAGENET = register_dataset(DatasetSpec(
     description="ImageNet-1k (gated on the hub: accept its terms and log in), train 1.28M, validation 50k",
     layout_hint=("the hub's parquet files (data/train-*.parquet, data/validation-*.parquet) or "
                  "DIR/<wnid>/*.JPEG in class-index (sorted wnid) order"),
+    folder_names=("imagenet-1k", "imagenet1k", "wds_imagenet1k"),
 ))

@@ -71,6 +71,27 @@ _TABLE: dict[str, tuple[str | None, dict[str, str], str, str, str]] = {
              "PatchCamelyon, 2 classes (no tumour / tumour), 96x96; test 32,768"),
 }
 
+# Folder names the usual downloads unpack to (besides the registered name): the hub copies as `huggingface-cli
+# download ID --local-dir NAME` or CLIP_benchmark's `wds_{name with / as -}` names them, the original archives
+# (SUN397, EuroSAT's 2750 / EuroSAT_RGB, Caltech's *_ObjectCategories). Copies of another split (wds_sun397,
+# wds_vtab-eurosat, wds_vtab-caltech101) are left out on purpose: they are not the set the paper scores.
+FOLDER_NAMES: dict[str, tuple[str, ...]] = {
+    "cifar10": ("wds_cifar10", "wds_vtab-cifar10"),
+    "cifar100": ("wds_cifar100", "wds_vtab-cifar100"),
+    "stl10": ("wds_stl10",),
+    "sun397": ("SUN397",),
+    "food101": ("wds_food101",),
+    "pets": ("wds_vtab-pets",),
+    "flowers102": ("wds_vtab-flowers",),
+    "dtd": ("wds_vtab-dtd",),
+    "eurosat": ("2750", "EuroSAT_RGB"),
+    "aircraft": ("wds_fgvc_aircraft",),
+    "caltech101": ("101_ObjectCategories",),
+    "caltech256": ("256_ObjectCategories",),
+    "cars": ("wds_cars",),
+    "pcam": ("wds_vtab-pcam",),
+}
+
 _IMAGENET_SUBSETS = {
     "imagenet-a": "ImageNet-A, 7,500 natural adversarial images of 200 ImageNet classes (appendix)",
     "imagenet-o": "ImageNet-O, 2,000 out-of-distribution images under 200 ImageNet class folders (appendix)",
@@ -86,6 +107,7 @@ def _register_table() -> None:
             layout_hint=f"{layout}; or {GENERIC_LAYOUTS}",
             exclude_classes=("BACKGROUND_Google",) if name == "caltech101" else (),
             class_keys=EUROSAT_FOLDERS if name == "eurosat" else (),
+            folder_names=FOLDER_NAMES.get(name, ()),
         ))
 
 
