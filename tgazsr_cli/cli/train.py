@@ -113,18 +113,24 @@ def train(
 
 def export(
     checkpoint: Path = typer.Argument(..., help="A tgazsr checkpoint file or run directory."),
-    output: Path = typer.Option(..., "--output", "-o", help="Folder to write (open_clip `local-dir:` layout)."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Folder to write (open_clip `local-dir:` layout)."),
+    hub_dir: Path | None = typer.Option(None, "--hub-dir", help="Folder ready to upload to the Hugging Face hub: "
+                                        "open_clip files plus a model card README.md."),
 ) -> None:
     """Export a checkpoint as an open_clip `local-dir:` folder that plain open_clip loads."""
     from tgazsr_cli.engine import checkpoint as ckpt
     from tgazsr_cli.engine.checkpoint import checkpoint_in
     from tgazsr_cli.engine.errors import UsageError
-    from tgazsr_cli.engine.export import export_open_clip
+    from tgazsr_cli.engine.export import export_hub_folder, export_open_clip
+    from tgazsr_cli.engine.lora import plain_checkpoint
 
+    if (output is None) == (hub_dir is None):
+        raise UsageError("name one folder to write: --output DIR (open_clip) or --hub-dir DIR (with a model card)")
     path = checkpoint_in(checkpoint)
-    state = ckpt.load_checkpoint(path)
+    state = plain_checkpoint(ckpt.load_checkpoint(path))  # a LoRA run's step checkpoint: adapters merged
+    output = output or hub_dir
     if output.exists() and any(output.iterdir()):
         raise UsageError(f"output folder {output} is not empty")
-    folder = export_open_clip(state, model_cfg=state.info.model_cfg, preprocess_cfg=state.info.preprocess_cfg,
-                              out_dir=output)
+    folder = export_hub_folder(state, output) if hub_dir else export_open_clip(
+        state, model_cfg=state.info.model_cfg, preprocess_cfg=state.info.preprocess_cfg, out_dir=output)
     console.print(f"exported {path} → {folder}; load with open_clip.create_model('local-dir:{folder}')")
