@@ -73,6 +73,14 @@ def test_missing_repository_offline_is_one_clear_failure(hub_cache: Path) -> Non
         load_model(model="tgazsr-tiny", pretrained="hf-hub:test-org/absent")
 
 
+def test_cli_eval_of_an_hf_hub_model(hub_cache: Path, tmp_path: Path) -> None:
+    out = tmp_path / "eval"
+    assert main(["eval", "--model", f"hf-hub:{REPO}", "--datasets", "shapes", "--limit", "16", "--eps", "0",
+                 "-o", str(out)]) == 0
+    assert f"hf-hub:{REPO} (hub weights)" in (out / "results.md").read_text()
+
+
+@pytest.mark.slow
 def test_cli_eval_of_an_hf_hub_model_in_a_fresh_offline_process(hub_cache: Path, tmp_path: Path) -> None:
     env = {**os.environ, "HF_HUB_CACHE": str(hub_cache), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1",
            "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
