@@ -86,6 +86,10 @@ def test_lora_exports_load_in_plain_open_clip(data_dir: Path, tmp_path: Path) ->
     (run / "final.safetensors").rename(tmp_path / "final.safetensors")  # leave only the adapter checkpoints
     for source, out in ((tmp_path / "final.safetensors", tmp_path / "from-final"), (run, tmp_path / "from-step")):
         assert main(["export", str(source), "-o", str(out)]) == 0
+    assert main(["export", str(run), "--hub-dir", str(tmp_path / "hub")]) == 0
+    card = (tmp_path / "hub" / "README.md").read_text()
+    assert "LoRA on the image tower (rank 8, alpha 16, modules c_fc, c_proj, attn), merged" in card
+    assert "optimiser steps: 3 of 3 planned" in card
     ours = load_model(checkpoint=str(tmp_path / "final.safetensors")).classifier
     with torch.no_grad():
         expected = ours.encode_image(IMAGES)

@@ -76,10 +76,12 @@ def model_card(info: CheckpointMetadata, evaluation: str | None, license: str = 
     tags = ["clip", "open_clip", "zero-shot-image-classification", "adversarial-robustness", "tgazsr"]
     front = {"library_name": "open_clip", "license": license, "pipeline_tag": "zero-shot-image-classification",
              "tags": [*tags, info.method] if info.method not in tags else tags}
+    own = info.model_name.startswith(("hf-hub:", "local-dir:"))  # such a name carries its weights
+    start = info.pretrained or ("its published weights" if own else "random init")
     lines = ["---", yaml.safe_dump(front, sort_keys=False).rstrip(), "---", "",
              f"# {info.model_name} fine-tuned with {info.method}", "",
-             f"An open_clip `{info.model_name}` (start weights: `{info.pretrained or 'random init'}`) adversarially "
-             f"fine-tuned with the `{info.method}` method by tgazsr.", "",
+             f"An open_clip `{info.model_name}` (start weights: {start}) adversarially fine-tuned with the "
+             f"`{info.method}` method by tgazsr.", "",
              "## Load", "", "```python", "import open_clip", "",
              "model, _, preprocess = open_clip.create_model_and_transforms('hf-hub:ORG/NAME')",
              "tokenizer = open_clip.get_tokenizer('hf-hub:ORG/NAME')", "```", "",
@@ -97,9 +99,11 @@ def threat_lines(info: CheckpointMetadata, recipe: dict[str, Any]) -> list[str]:
     attack = recipe.get("attack", {})
     data, optim, train = recipe.get("data", {}), recipe.get("optim", {}), recipe.get("train", {})
     lines = [f"- training method: `{info.method}`"]
+    if not recipe:  # e.g. `tgazsr convert` of published weights: their training is not recorded here
+        return [*lines, "- no training recipe recorded with these weights; see their original publication"]
     if attack:
-        lines.append(f"- training attack: L-inf PGD, eps {attack.get('eps'):g}/255, {attack.get('steps')} steps of "
-                     f"{attack.get('step_size'):g}/255 (images in [0, 1])")
+        lines.append(f"- training attack (the method's inner attack): L-inf, eps {attack.get('eps'):g}/255, "
+                     f"{attack.get('steps')} steps of {attack.get('step_size'):g}/255, on images in [0, 1]")
     if data:
         lines.append(f"- training data: `{data.get('dataset')}`, batch size {data.get('batch_size')}")
     lines.append(f"- optimiser steps: {info.step} of {info.total_steps} planned"
