@@ -4,7 +4,8 @@ Each variant runs one training method's real `Trainer.train_step` (attack + loss
 its own subprocess, on the same random weights and batch, so its peak memory is its own. Reported per
 variant: seconds per step, trainable parameters, the bytes of trainable parameters + their gradients +
 optimiser state (counted tensor by tensor after a step), and peak memory above the post-setup baseline
-(RSS on the CPU, `torch.cuda.max_memory_allocated` on CUDA). Then the ratios.
+(RSS high-water mark, reset after setup, on the CPU; `torch.cuda.max_memory_allocated` on CUDA). Then the
+ratios.
 
     python bench/lora.py                                        # ViT-B-32, batch 8, 224 px, tga-zsr, CPU
     python bench/lora.py --model tgazsr-tiny --batch 4          # seconds
@@ -61,8 +62,22 @@ def current_rss_mb() -> float:
         return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / MIB
 
 
+def reset_peak_rss() -> bool:
+    """Start the peak-RSS counter (VmHWM) afresh, so setup (model build, teacher copy) does not count."""
+    try:
+        with open("/proc/self/clear_refs", "w") as handle:
+            handle.write("5")
+        return True
+    except OSError:  # not Linux, or not allowed: fall back to the lifetime peak
+        return False
+
+
 def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    with open("/proc/self/status") as handle:
+        for line in handle:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def tensor_mb(tensors) -> float:
@@ -99,6 +114,7 @@ def run_variant(args: argparse.Namespace) -> dict[str, object]:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
+    reset_peak_rss()
     base_rss = current_rss_mb()
     torch.manual_seed(2)
     timed = 0.0

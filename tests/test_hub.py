@@ -22,6 +22,7 @@ from tgazsr_cli.engine.pretrained import build_clip, resolve_model_spec
 
 REPO = "test-org/tiny"
 IMAGES = torch.rand(3, 3, 28, 28, generator=torch.Generator().manual_seed(0))
+MEAN, STD = (0.5, 0.4, 0.3), (0.2, 0.25, 0.3)  # not open_clip's defaults: the repository's own must be used
 
 
 @pytest.fixture
@@ -34,8 +35,7 @@ def source():
 @pytest.fixture
 def hub_cache(source, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     folder = export_open_clip(source.clip.state_dict(), model_cfg=source.spec.model_cfg,
-                              preprocess_cfg={"mean": list(source.spec.mean), "std": list(source.spec.std)},
-                              out_dir=tmp_path / "repo")
+                              preprocess_cfg={"mean": list(MEAN), "std": list(STD)}, out_dir=tmp_path / "repo")
     cache = tmp_path / "hf-cache"
     fill_hub_cache(cache, REPO, folder)
     use_offline_cache(cache, monkeypatch)
@@ -52,7 +52,10 @@ def test_hf_hub_model_name_loads_offline_through_open_clip(source, hub_cache: Pa
     assert spec.model_cfg == source.spec.model_cfg and spec.image_size == 28
     clip = build_clip(spec)
     torch.testing.assert_close(clip.state_dict(), source.clip.state_dict(), rtol=0, atol=0)
+    assert (spec.mean, spec.std) == (MEAN, STD)
     classifier = load_classifier(f"hf-hub:{REPO}")
+    source.mean.copy_(torch.tensor(MEAN).view(1, -1, 1, 1))
+    source.std.copy_(torch.tensor(STD).view(1, -1, 1, 1))
     torch.testing.assert_close(embeddings(classifier), embeddings(source), rtol=0, atol=0)
     classifier.set_classes(["red circle", "blue square"], ["a photo of a {}."])  # the tokenizer works offline
     assert classifier.text_features.shape == (2, 32)
@@ -63,7 +66,8 @@ def test_hf_hub_as_pretrained_weights(source, hub_cache: Path) -> None:
     alone = load_model(pretrained=f"hf-hub:{REPO}")  # the repository names its architecture itself
     assert named.label == f"tgazsr-tiny (hf-hub:{REPO})" and alone.label == f"hf-hub:{REPO} (hub weights)"
     for loaded in (named, alone):
-        torch.testing.assert_close(embeddings(loaded.classifier), embeddings(source), rtol=0, atol=0)
+        assert (loaded.classifier.spec.mean, loaded.classifier.spec.std) == (MEAN, STD)
+        torch.testing.assert_close(loaded.classifier.clip.state_dict(), source.clip.state_dict(), rtol=0, atol=0)
 
 
 def test_missing_repository_offline_is_one_clear_failure(hub_cache: Path) -> None:
@@ -121,7 +125,8 @@ def test_training_from_an_hf_hub_start_and_hub_dir_export_round_trip(source, hub
                                                                     tmp_path: Path) -> None:
     tuned = load_model(checkpoint=str(hub_run))
     assert tuned.info is not None and tuned.info.model_name == f"hf-hub:{REPO}"
-    assert not torch.allclose(embeddings(tuned.classifier), embeddings(source))  # it did train
+    assert tuned.classifier.spec.mean == MEAN  # recorded from the hub start
+    assert not torch.equal(tuned.classifier.clip.visual.proj, source.clip.visual.proj)  # it did train
 
     folder = tmp_path / "upload"
     assert main(["export", str(hub_run), "--hub-dir", str(folder)]) == 0

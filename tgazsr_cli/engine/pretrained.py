@@ -99,7 +99,7 @@ def resolve_model_spec(name: str, pretrained: str | None = None) -> ModelSpec:
             shipped_weights(part)
             continue
         if part.startswith(HUB_PREFIX):  # the repository's config says how its weights were trained
-            preprocess, model_cfg = hub_weights_config(part, model_cfg, preprocess)
+            model_cfg, preprocess = hub_weights_config(part, model_cfg, preprocess)
             continue
         tag_cfg = open_clip.get_pretrained_cfg(name.replace("/", "-"), part)
         if tag_cfg:
@@ -135,7 +135,7 @@ def hub_weights_config(pretrained: str, model_cfg: dict[str, Any], preprocess: d
     hub_cfg = config.get("model_cfg", {})
     if hub_cfg.get("quick_gelu"):
         model_cfg = {**model_cfg, "quick_gelu": True}
-    return preprocess or dict(config.get("preprocess_cfg", {})), model_cfg
+    return model_cfg, preprocess or dict(config.get("preprocess_cfg", {}))
 
 
 def hub_weights(pretrained: str) -> str:
