@@ -52,8 +52,9 @@ def select_trainable(method: TrainingMethod) -> list[nn.Parameter]:
     if trainable_mode(recipe) != "lora":
         return method.trainable_parameters()
     if recipe.train.compile and "attn" in recipe.lora.target_modules:
-        raise UsageError("train.compile cannot trace peft's MultiheadAttention LoRA (it re-registers the attention "
-                         "weights every forward); drop 'attn' from lora.target_modules or set train.compile=false")
+        raise UsageError("train.compile is not supported with peft's MultiheadAttention LoRA (it swaps the attention "
+                         "weight tensors on every forward); drop 'attn' from lora.target_modules or set "
+                         "train.compile=false")
     return apply_lora(method.model, recipe.lora)
 
 
