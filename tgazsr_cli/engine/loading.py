@@ -11,8 +11,9 @@ import torch
 from tgazsr_cli.engine import checkpoint as ckpt
 from tgazsr_cli.engine.checkpoint import FINAL_NAME, checkpoint_in
 from tgazsr_cli.engine.errors import UsageError
+from tgazsr_cli.engine.lora import plain_checkpoint
 from tgazsr_cli.engine.model import ClipClassifier, load_classifier
-from tgazsr_cli.engine.pretrained import ModelSpec, build_clip, make_tokenizer
+from tgazsr_cli.engine.pretrained import HUB_PREFIX, ModelSpec, build_clip, make_tokenizer
 
 
 @dataclass
@@ -37,7 +38,7 @@ def checkpoint_label(path: Path, method: str) -> str:
 
 
 def load_tgazsr_checkpoint(path: Path, device: torch.device | str = "cpu") -> LoadedModel:
-    state = ckpt.load_checkpoint(path)
+    state = plain_checkpoint(ckpt.load_checkpoint(path))  # a LoRA run's step checkpoint: adapters merged
     info = state.info
     spec = ModelSpec(info.model_name, info.pretrained, info.model_cfg, info.preprocess_cfg)
     clip = build_clip(spec, load_weights=False)
@@ -58,11 +59,21 @@ def load_model(
     """A tgazsr checkpoint or run directory, else an open_clip model name with a pretrained tag or file."""
     if checkpoint:
         return load_tgazsr_checkpoint(checkpoint_in(Path(checkpoint).expanduser()), device)
+    if not model and pretrained and pretrained.startswith(HUB_PREFIX):
+        model, pretrained = pretrained, None  # a hub repository names its architecture too (open_clip_config.json)
     if not model:
         raise UsageError("name a model: --checkpoint RUN_DIR|FILE, or --model NAME [--pretrained TAG|FILE]")
     classifier = load_classifier(model, pretrained, device=device, logit_scale=logit_scale)
-    label = f"{model} ({Path(pretrained).name if pretrained else 'random init'})"
-    return LoadedModel(classifier, label, None)
+    return LoadedModel(classifier, f"{model} ({weights_label(model, pretrained)})", None)
+
+
+def weights_label(model: str, pretrained: str | None) -> str:
+    """What the weights are called in a table row: a tag, a file name, a hub name, or random init."""
+    if pretrained:
+        return pretrained if pretrained.startswith(HUB_PREFIX) else Path(pretrained).name
+    if model.startswith(HUB_PREFIX):
+        return "hub weights"
+    return "folder weights" if model.startswith("local-dir:") else "random init"
 
 
 def original_model(loaded: LoadedModel, device: torch.device | str = "cpu") -> LoadedModel | None:
@@ -75,6 +86,6 @@ def original_model(loaded: LoadedModel, device: torch.device | str = "cpu") -> L
         return None
     original = load_model(model=base["name"], pretrained=base.get("pretrained"), device=device,
                           logit_scale=base.get("logit_scale", 100.0))
-    weights = Path(base["pretrained"]).name if base.get("pretrained") else "random init"
+    weights = weights_label(base["name"], base.get("pretrained"))
     original.label = f"original ({base['name']}, {weights})"
     return original

@@ -26,6 +26,7 @@ _CONFIG_DIR = package_path("engine", "model_configs")
 SHIPPED_WEIGHTS = package_path("engine", "weights")  # `--pretrained tgazsr:NAME` (e.g. tgazsr:mini-clip)
 SHIPPED_PREFIX = "tgazsr:"
 HUB_CONFIG_NAME = "open_clip_config.json"  # what open_clip reads from an `hf-hub:` repository
+HUB_PREFIX = "hf-hub:"  # a model name (config + weights) or a pretrained value (weights) on the Hugging Face hub
 
 
 def shipped_weights(pretrained: str) -> Path:
@@ -98,6 +99,9 @@ def resolve_model_spec(name: str, pretrained: str | None = None) -> ModelSpec:
         if part.startswith(SHIPPED_PREFIX):
             shipped_weights(part)
             continue
+        if part.startswith(HUB_PREFIX):  # the repository's config says how its weights were trained
+            model_cfg, preprocess = hub_weights_config(part, model_cfg, preprocess)
+            continue
         tag_cfg = open_clip.get_pretrained_cfg(name.replace("/", "-"), part)
         if tag_cfg:
             preprocess = preprocess or {k: tag_cfg[k] for k in ("mean", "std", "interpolation", "resize_mode")
@@ -126,12 +130,35 @@ def hub_config(repo_id: str) -> dict[str, Any]:
     return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
+def hub_weights_config(pretrained: str, model_cfg: dict[str, Any], preprocess: dict[str, Any],
+                       ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """`--pretrained hf-hub:ORG/NAME` on a named model: the repository's preprocessing and QuickGELU flag."""
+    config = hub_config(pretrained.removeprefix(HUB_PREFIX))
+    hub_cfg = config.get("model_cfg", {})
+    if hub_cfg.get("quick_gelu"):
+        model_cfg = {**model_cfg, "quick_gelu": True}
+    return model_cfg, preprocess or dict(config.get("preprocess_cfg", {}))
+
+
+def hub_weights(pretrained: str) -> str:
+    """The weights file of a hub repository, found and cached by open_clip (safetensors preferred)."""
+    from open_clip.pretrained import download_pretrained_from_hf
+
+    repo_id = pretrained.removeprefix(HUB_PREFIX)
+    try:
+        return str(download_pretrained_from_hf(repo_id))
+    except Exception as exc:  # the hub raises many types; all mean "could not fetch"
+        raise RuntimeFailure(f"could not fetch the weights of '{pretrained}' ({type(exc).__name__}); "
+                             "offline? a model downloaded once is read from the Hugging Face cache") from exc
+
+
 def build_clip(spec: ModelSpec, *, load_weights: bool = True) -> nn.Module:
     """Instantiate the open_clip model of `spec`; downloads weights for a pretrained tag when online."""
     import open_clip
 
     register_builtin_configs()
-    if spec.name.startswith(("local-dir:", "hf-hub:")):
+    # without weights the recorded config is enough: a checkpoint of an hf-hub model loads offline, uncached
+    if spec.name.startswith(("local-dir:", "hf-hub:")) and load_weights:
         try:
             return open_clip.create_model(spec.name, load_weights=load_weights)
         except (OSError, RuntimeError, ValueError) as exc:
@@ -192,11 +219,15 @@ def _load_layer(model: nn.Module, spec: ModelSpec, pretrained: str, *, base_load
     """Load one weights file (a tag is already resolved to its file by `_tag_files`) into `model`."""
     import open_clip
 
-    path = str(shipped_weights(pretrained)) if pretrained.startswith(SHIPPED_PREFIX) else pretrained
+    if pretrained.startswith(HUB_PREFIX):
+        path = hub_weights(pretrained)
+    else:
+        path = str(shipped_weights(pretrained)) if pretrained.startswith(SHIPPED_PREFIX) else pretrained
     if _is_tgazsr_checkpoint(path):
         from tgazsr_cli.engine import checkpoint as ckpt
+        from tgazsr_cli.engine.lora import plain_checkpoint
 
-        state = ckpt.load_checkpoint(path).model_state
+        state = plain_checkpoint(ckpt.load_checkpoint(path)).model_state
         ckpt.check_compatible(state, model.state_dict())
         model.load_state_dict({k: v.float() for k, v in state.items()})
         return
@@ -242,9 +273,11 @@ def make_tokenizer(spec: ModelSpec):
     import open_clip
 
     register_builtin_configs()
-    if spec.name.startswith(("local-dir:", "hf-hub:")):
-        return open_clip.get_tokenizer(spec.name)
     text_cfg = spec.model_cfg.get("text_cfg", {})
+    if spec.name.startswith(("local-dir:", "hf-hub:")) and "hf_tokenizer_name" in text_cfg:
+        return open_clip.get_tokenizer(spec.name)
     if "hf_tokenizer_name" in text_cfg:
         return open_clip.get_tokenizer(spec.name.replace("/", "-"))
-    return open_clip.SimpleTokenizer(context_length=text_cfg.get("context_length", 77))
+    # what open_clip.get_tokenizer builds for such a config, without fetching the config again
+    return open_clip.SimpleTokenizer(context_length=text_cfg.get("context_length", 77),
+                                     **text_cfg.get("tokenizer_kwargs", {}))

@@ -80,6 +80,17 @@ class TrainConfig:
     on_nonfinite: str = "stop"  # stop (last good checkpoint kept) | skip (step skipped and counted)
     compile: bool = False  # torch.compile the image towers' transformer (slow first steps, faster after)
     grad_checkpointing: bool = False  # recompute image-tower activations in backward: less memory, slower
+    trainable: str = "full"  # full | last-k (optim.last_num_ft tensors) | lora (adapters on the image tower, `lora:`)
+
+
+@dataclass
+class LoraConfig:
+    """LoRA adapters (peft) on the image tower when train.trainable=lora; see engine/lora.py."""
+
+    rank: int = 8
+    alpha: float = 16.0
+    dropout: float = 0.0
+    target_modules: list[str] = field(default_factory=lambda: ["c_fc", "c_proj", "attn"])
 
 
 @dataclass
@@ -108,6 +119,7 @@ class Recipe:
     attack: AttackConfig = field(default_factory=AttackConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    lora: LoraConfig = field(default_factory=LoraConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
 
     def to_dict(self) -> dict[str, Any]:
@@ -122,14 +134,16 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "optim.schedule": ("cosine", "constant"),
     "train.precision": ("fp32", "bf16"),
     "train.on_nonfinite": ("stop", "skip"),
+    "train.trainable": ("full", "last-k", "lora"),
     "data.on_broken": ("skip", "fail"),
     "data.cache": ("off", "disk", "device"),
     "eval.precision": ("fp32", "bf16", "fp16"),
 }
 POSITIVE = {"data.batch_size", "eval.batch_size", "optim.epochs", "train.save_every", "train.keep_last",
-            "train.log_every", "optim.lr", "attack.step_size", "eval.step_size"}
+            "train.log_every", "optim.lr", "attack.step_size", "eval.step_size", "lora.rank", "lora.alpha"}
 NON_NEGATIVE = {"data.num_workers", "attack.steps", "eval.steps", "optim.warmup_steps", "optim.momentum",
-                "optim.weight_decay", "optim.last_num_ft", "attack.eps", "eval.eps"}
+                "optim.weight_decay", "optim.last_num_ft", "attack.eps", "eval.eps",
+                "lora.dropout"}
 
 
 def _coerce(value: Any, hint: Any, key: str) -> Any:

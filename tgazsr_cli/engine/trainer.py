@@ -25,6 +25,7 @@ from tgazsr_cli.engine.data import ImageClassificationData, collate_skip_broken,
 from tgazsr_cli.engine.data.cached import apply_decoded_cache
 from tgazsr_cli.engine.data.combined import is_combined, load_combined
 from tgazsr_cli.engine.errors import RuntimeFailure, UsageError
+from tgazsr_cli.engine.lora import merged_clip_state, select_trainable
 from tgazsr_cli.engine.methods import TrainingMethod, build_method
 from tgazsr_cli.engine.model import ClipClassifier, load_classifier
 from tgazsr_cli.engine.progress import Progress, SilentProgress
@@ -133,7 +134,7 @@ class Trainer:
         if dist.is_distributed() and self.method.not_shardable:
             raise UsageError(f"method {recipe.method} cannot train on {dist.world_size()} processes yet: "
                              f"{self.method.not_shardable}; run it in one process")
-        self.params = self.method.trainable_parameters()
+        self.params = select_trainable(self.method)  # after setup: a LoRA run's teacher keeps the original weights
         self.apply_speed_options()
         # the loss goes through DDP under torchrun (gradient averaging); attacks and the teacher do not
         self.loss_module = dist.wrap_for_training(dist.LossModule(self.method), self.device)
@@ -366,7 +367,7 @@ class Trainer:
         """A model-only checkpoint (no optimiser state) for eval, attack and export (rank 0 writes it)."""
         path = self.run_dir / FINAL_NAME
         if dist.is_main_process():
-            path = ckpt.save_checkpoint(path, model_state=self.model.clip.state_dict(),
+            path = ckpt.save_checkpoint(path, model_state=merged_clip_state(self.model),  # LoRA: merged
                                         metadata=self.metadata("model").to_dict())
         dist.barrier()
         return path
