@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import pytest
@@ -140,3 +141,14 @@ def test_plain_progress_prints_lines_for_logs(capsys: pytest.CaptureFixture[str]
         task.advance(1, ce=1.5)
     lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("train tga-zsr")]
     assert len(lines) == 20 and lines[-1].startswith("train tga-zsr: 100/100") and "ce 1.5" in lines[-1]
+
+
+def test_warnings_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    old = tmp_path / "old.yaml"
+    old.write_text("method: tecoa\nloss: {alpha: 0.1}\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        assert main(["train", "--recipe", str(old), "--print-config"]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["warning: recipe section 'loss' (tgazsr 0.1 layout) is read as method_options; write "
+                   "method_options.alpha=... instead"]

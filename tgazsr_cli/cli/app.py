@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sys
 import traceback
+import warnings
 
 import click
 import typer
@@ -58,11 +59,20 @@ EXITS = tuple({typer.Exit, click.exceptions.Exit})
 ABORTS = tuple({typer.Abort, click.exceptions.Abort, KeyboardInterrupt})
 
 
+def one_line_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                     file: object = None, line: str | None = None) -> None:
+    """Warnings as one 'warning:' line on stderr, like errors (Python's default adds the source line)."""
+    console.print(f"[yellow]warning:[/yellow] {escape(str(message))}")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code; every failure is one line on stderr unless -v is given."""
     args = list(sys.argv[1:] if argv is None else argv)
     verbose = "-v" in args or "--verbose" in args
     from tgazsr_cli.engine.errors import TgazsrError
+
+    if not verbose:
+        warnings.showwarning = one_line_warning
 
     try:
         result = app(args=args, prog_name="tgazsr", standalone_mode=False)

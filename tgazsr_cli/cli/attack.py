@@ -49,5 +49,5 @@ def attack(
     console.print(f"{result.model_label} on {result.dataset}: clean {summary.clean_correct}/{n} correct, "
                   f"adversarial {summary.adversarial_correct}/{n} correct; max |delta| "
                   f"{summary.max_perturbation:.3f}/255")
-    console.print(f"wrote {n} clean/adversarial PNG pairs, {summary.tensor_file.name} and "
-                  f"{summary.predictions_file.name} to {output}")
+    console.print(f"wrote {n} examples (clean, adversarial and amplified-difference PNGs), "
+                  f"{summary.tensor_file.name} and {summary.predictions_file.name} to {output}")
