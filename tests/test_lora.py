@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.helpers import make_image_folder
 from tgazsr_cli.cli.app import main
 from tgazsr_cli.engine import checkpoint as ckpt
 from tgazsr_cli.engine.errors import UsageError
@@ -19,13 +18,6 @@ from tgazsr_cli.engine.trainer import Trainer, TrainingInterrupted
 
 IMAGES = torch.rand(4, 3, 28, 28, generator=torch.Generator().manual_seed(2))
 ATTENTION_BASE = ("in_proj_weight", "out_proj.weight")  # peft re-derives these by subtraction every forward
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("shapes")
-    make_image_folder(root, per_class=8, size=32)
-    return root
 
 
 def recipe_for(data_dir: Path, *extra: str):

@@ -13,13 +13,6 @@ from tgazsr_cli.engine.recipe import load_recipe
 from tgazsr_cli.engine.trainer import Trainer, TrainingInterrupted, epoch_batches
 
 
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("shapes")
-    make_image_folder(root, per_class=8, size=32)
-    return root
-
-
 def recipe_for(data_dir: Path, *extra: str):
     return load_recipe("tiny", [f"data.dataset={data_dir}", "optim.max_steps=6", "train.save_every=2",
                                 "data.batch_size=8", "optim.epochs=3", *extra])
