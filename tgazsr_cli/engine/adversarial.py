@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors.torch import save_file
 
+from tgazsr_cli.engine.atomic import atomic_save_tensors
 from tgazsr_cli.engine.attacks import ThreatModel, resolve_attack
 from tgazsr_cli.engine.data import ImageClassificationData
 from tgazsr_cli.engine.model import ClipClassifier
@@ -83,9 +83,9 @@ def attack_and_save(
         clean_pred = model(images.to(device)).argmax(1).cpu()
         adv_pred = model(adversarial.to(device)).argmax(1).cpu()
     tensor_file = out_dir / "adversarial.safetensors"
-    save_file({"clean": images.contiguous(), "adversarial": adversarial.contiguous(), "labels": labels,
-               "clean_pred": clean_pred, "adversarial_pred": adv_pred}, str(tensor_file),
-              metadata={"threat": json.dumps(threat.describe()), "attack": attack, "dataset": data.name})
+    atomic_save_tensors(tensor_file, {"clean": images, "adversarial": adversarial, "labels": labels,
+                                      "clean_pred": clean_pred, "adversarial_pred": adv_pred},
+                        {"threat": json.dumps(threat.describe()), "attack": attack, "dataset": data.name})
     records = []
     for i, (label, clean, adv) in enumerate(zip(labels.tolist(), clean_pred.tolist(), adv_pred.tolist(), strict=True)):
         save_example_pngs(images[i], adversarial[i], out_dir, i)

@@ -1,9 +1,6 @@
-"""Attack registry: one module per attack, registered by name on import (spec §5)."""
+"""Attack registry: one module per attack, registered by name on import (spec §5); every module of this
+package is imported here, so a new attack is one new module."""
 
-from tgazsr_cli.engine.attacks import apgd as _apgd  # noqa: F401  (registers apgd-ce, apgd-dlr, apgd-t)
-from tgazsr_cli.engine.attacks import fab as _fab  # noqa: F401  (registers fab-t)
-from tgazsr_cli.engine.attacks import pgd as _pgd  # noqa: F401  (registers pgd, cw)
-from tgazsr_cli.engine.attacks import square as _square  # noqa: F401  (registers square)
 from tgazsr_cli.engine.attacks.base import (
     ATTACKS,
     Attack,
@@ -15,6 +12,7 @@ from tgazsr_cli.engine.attacks.base import (
 )
 from tgazsr_cli.engine.attacks.sanity import sanity_checks
 from tgazsr_cli.engine.attacks.suites import SUITE_HELP, SUITES, get_suite, resolve_attack, run_suite
+from tgazsr_cli.engine.registry import import_members
 from tgazsr_cli.engine.threat import PRECISIONS
 
 __all__ = [
@@ -33,3 +31,5 @@ __all__ = [
     "run_suite",
     "sanity_checks",
 ]
+
+MEMBER_MODULES = import_members(__name__, __path__)

@@ -1,16 +1,6 @@
-"""Method registry: one module per training method, registered by name on import."""
+"""Method registry: one module per training method, registered by name on import (every module of this
+package is imported here, so a new method is one new module)."""
 
-from tgazsr_cli.engine.methods import (  # noqa: F401  (importing a module registers its methods)
-    agft,
-    comp_tga,
-    fare,
-    finetune,
-    pmg_aft,
-    pretrain,
-    tga_zsr,
-    ucat,
-    vision_tga,
-)
 from tgazsr_cli.engine.methods.base import (
     METHODS,
     LossOutput,
@@ -20,6 +10,9 @@ from tgazsr_cli.engine.methods.base import (
     register_method,
     resolve_method_options,
 )
+from tgazsr_cli.engine.registry import import_members
 
 __all__ = ["METHODS", "LossOutput", "TrainingMethod", "build_method", "get_method", "register_method",
            "resolve_method_options"]
+
+MEMBER_MODULES = import_members(__name__, __path__)
