@@ -28,8 +28,8 @@ for method in "${methods[@]}"; do
   fi
   checkpoints+=(--checkpoint "$out/$method")
 done
-# The original model: the same weights and zero-shot head the runs start from.
-tgazsr eval --model tgazsr-mini --pretrained tgazsr:mini-clip "${checkpoints[@]}" \
+# --original: the model the runs start from, attacked through the same logit scale as the fine-tuned rows
+tgazsr eval --original "${checkpoints[@]}" \
   --datasets fashion-mnist-a,fashion-mnist-b,digits,shapes --eps "$eps" --steps 10 --step-size 1 \
   --batch-size 250 --limit "$limit" --output "$out/eval"
 echo "mini benchmark finished in $(( $(date +%s) - start )) s: table $out/eval/results.md," \
