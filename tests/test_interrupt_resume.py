@@ -43,8 +43,10 @@ def test_sigint_then_resume_equals_uninterrupted(tmp_path: Path) -> None:
     assert sorted(expected_metrics) == list(range(1, STEPS + 1))
 
     stopped = tmp_path / "stopped"
+    # a shell's background jobs inherit SIGINT ignored (and Python then installs no handler): restore the default
     process = subprocess.Popen(train_command(stopped), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               env={**os.environ, **ENV})
+                               env={**os.environ, **ENV},
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 240
     log = stopped / "metrics.jsonl"
     while time.monotonic() < deadline and process.poll() is None:

@@ -60,9 +60,9 @@ ABORTS = tuple({typer.Abort, click.exceptions.Abort, KeyboardInterrupt})
 
 
 def one_line_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
-                     file: object = None, line: str | None = None) -> None:
+                     line: str | None = None) -> str:
     """Warnings as one 'warning:' line on stderr, like errors (Python's default adds the source line)."""
-    console.print(f"[yellow]warning:[/yellow] {escape(str(message))}")
+    return f"warning: {message}\n"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,8 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     verbose = "-v" in args or "--verbose" in args
     from tgazsr_cli.engine.errors import TgazsrError
 
-    if not verbose:
-        warnings.showwarning = one_line_warning
+    if not verbose:  # the format only: whoever records warnings (tests, callers) still gets them
+        warnings.formatwarning = one_line_warning
 
     try:
         result = app(args=args, prog_name="tgazsr", standalone_mode=False)
