@@ -12,7 +12,8 @@ Sources (needed only by this script, never by the project at run time): the two 
 A concept is a single code point that both fonts map, of Unicode category So (other symbol), whose glyph is
 not blank in either font, named by `unicodedata.name` lower-cased ("red apple"); regional indicators, skin-tone
 modifiers, squared / circled letters and CJK signs are left out (letters, not pictures), as are names whose
-longest prompt does not fit the mini CLIP's 16-token context and names that a shipped dataset already uses.
+longest prompt does not fit the mini CLIP's 16-token context and names that a shipped dataset already uses. Of the
+1,062 that qualify, a seeded random subset of CONCEPTS (500) is kept: more images of each for the same bytes.
 
 Every image is one concept's glyph, rotated, scaled and placed at random on a flat or gradient background, with
 a sprinkle of speckle noise: a draw of Python's random.Random('SEED-FOLDER-SPLIT-CODEPOINT'), so every folder,
@@ -50,7 +51,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from make_builtin_datasets import (  # noqa: E402 - the sibling script's writers, shared on purpose
+from make_builtin_datasets import (  # the sibling script's writers, shared on purpose
     BuildError,
     compare,
     parquet_bytes,
@@ -72,14 +73,15 @@ FONT_SHA256 = {
 NOTO_SIZE = 109  # the colour bitmap strikes exist at this size only
 SYMBOLA_SIZE = 110
 CONTEXT_LENGTH = 16  # tgazsr-mini's text context, start and end tokens included
+CONCEPTS = 500  # a seeded random subset of the ~1,060 eligible characters: more views of each for the same bytes
 SEEN_CLASSES = 200
 SPECKLE = 0.02  # largest share of pixels replaced by noise (noise does not compress as PNG)
 PER_CLASS = {  # images per concept and rendering
-    ("emoji-pretrain", "train"): 8,
+    ("emoji-pretrain", "train"): 15,
     ("emoji-seen", "train"): 12,
     ("emoji-seen", "test"): 3,
-    ("emoji-unseen", "test"): 2,
-    ("symbola", "test"): 2,
+    ("emoji-unseen", "test"): 3,
+    ("symbola", "test"): 3,
 }
 EMOJI_TEMPLATES = ["an emoji of a {}.", "a picture of a {}.", "a {}."]
 LINE_TEMPLATES = ["a line drawing of a {}.", "a black and white drawing of a {}.", "a {}."]
@@ -148,9 +150,12 @@ def glyph(font: ImageFont.FreeTypeFont, char: str, colour: bool) -> Image.Image 
     return canvas.crop(box)
 
 
-def concepts(noto: Path, symbola: Path) -> tuple[list[Concept], dict[int, Image.Image], dict[int, Image.Image]]:
-    from fontTools.ttLib import TTFont  # Pillow cannot list a font's characters
+Sprites = dict[int, Image.Image]
+
+
+def concepts(noto: Path, symbola: Path, seed: int) -> tuple[list[Concept], Sprites, Sprites]:
     import open_clip  # the mini CLIP's tokenizer decides which names fit its context
+    from fontTools.ttLib import TTFont  # Pillow cannot list a font's characters
 
     font_bytes(noto), font_bytes(symbola)
     shared = set(TTFont(noto).getBestCmap()) & set(TTFont(symbola).getBestCmap())
@@ -174,6 +179,9 @@ def concepts(noto: Path, symbola: Path) -> tuple[list[Concept], dict[int, Image.
         seen_names.add(name)
         kept.append(Concept(codepoint, name))
         colour[codepoint], line[codepoint] = a, b
+    print(f"{len(kept)} characters qualify; keeping {min(CONCEPTS, len(kept))}", file=sys.stderr)
+    if len(kept) > CONCEPTS:
+        kept = sorted(random.Random(f"{seed}-concepts").sample(kept, CONCEPTS), key=lambda c: c.codepoint)
     return kept, colour, line
 
 
@@ -247,12 +255,13 @@ def provenance(folder: str, what: str, seed: int) -> str:
     return (f"Rendered by {SCRIPT} from the Debian fonts {NOTO_DEB} (Noto Color Emoji, SIL OFL 1.1) and "
             f"{SYMBOLA_DEB} (Symbola, free for any use): {what} Each image is one glyph rotated by up to 20 "
             f"degrees, scaled to 55-95% of {SIZE} px, placed at random on a flat or gradient background with up "
-            f"to {SPECKLE:.0%} speckle noise, drawn from Python's random.Random('{seed}-{folder}-SPLIT-RENDERING-CODEPOINT'). "
+            f"to {SPECKLE:.0%} speckle noise, drawn from Python's "
+            f"random.Random('{seed}-{folder}-SPLIT-RENDERING-CODEPOINT'). "
             f"Made with: python {SCRIPT} --out {DEFAULT_OUT} --seed {seed}")
 
 
 def build(noto: Path, symbola: Path, seed: int) -> list[Folder]:
-    found, colour, line = concepts(noto, symbola)
+    found, colour, line = concepts(noto, symbola, seed)
     seen = sorted(random.Random(f"{seed}-seen").sample(range(len(found)), SEEN_CLASSES))
     seen_set = set(seen)
     seen_c = [found[i] for i in seen]
@@ -261,8 +270,8 @@ def build(noto: Path, symbola: Path, seed: int) -> list[Folder]:
     everything = list(zip(found, range(len(found)), strict=True))
     emoji_licence = noto_license()
     both_licence = emoji_licence + "\n\n" + "-" * 72 + "\n\n" + SYMBOLA_LICENSE
-    concept_note = (f"{len(found)} concepts: single code points of Unicode category So that both fonts draw, "
-                    "named by unicodedata.name lower-cased.")
+    concept_note = (f"{len(found)} concepts, random.Random('{seed}-concepts').sample of the single code points "
+                    "of Unicode category So that both fonts draw, named by unicodedata.name lower-cased.")
     return [
         Folder(
             name="emoji-pretrain",
