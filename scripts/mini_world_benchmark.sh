@@ -9,7 +9,7 @@
 # Finished runs are kept, so a re-run only trains what is missing. docs/mini-world.md holds measured numbers.
 set -euo pipefail
 out="${1:-mini-world-benchmark}"
-eps="${EPS:-EPSVALUE}"     # L-inf radius in /255 of the evaluation attack (the protocol's)
+eps="${EPS:-2}"     # L-inf radius in /255 of the evaluation attack (the protocol's)
 limit="${LIMIT:-500}"      # examples per dataset (seeded subset)
 read -r -a methods <<< "${METHODS:-tga-zsr tecoa ft-clean ft-adv pmg-aft fare vision-tga comp-tga}"
 read -r -a seeds <<< "${SEEDS:-0}"
