@@ -1,7 +1,7 @@
 """Integration: the mini-world protocol end to end through the CLI, on the shipped mini-world CLIP and data.
 
 TGA-ZSR fine-tuning with the mini-world recipe as it is (recipes/mini-world/tga-zsr.yaml: 200 colour-emoji
-classes, 114 steps, about 2-4 minutes on one core) must raise PGD-10 robust accuracy on the fine-tuning classes
+classes, 222 steps, about 2-3 minutes on one core) must raise PGD-10 robust accuracy on the fine-tuning classes
 (emoji-seen test: other draws of the same glyphs) by at least 15 points over the undefended model (same attack,
 eps, logit scale and examples: `--original`), keep at least 60% of the original's clean accuracy on the 300
 classes it never saw (emoji-unseen), and its attention-refinement loss must fall from its early peak.
@@ -56,7 +56,7 @@ def test_tga_zsr_gains_robustness_on_the_fine_tuning_classes(run_dir: Path,
     original, tuned = evaluate(run_dir, "emoji-seen", EPS, capsys)
     print(f"seed {SEED}: emoji-seen robust {original['robust_accuracy']} -> {tuned['robust_accuracy']}, "
           f"clean {original['clean_accuracy']} -> {tuned['clean_accuracy']}")
-    assert original["clean_accuracy"] > 50, original  # the mini-world CLIP works zero-shot (chance 0.5%) ...
+    assert original["clean_accuracy"] > 35, original  # the mini-world CLIP works zero-shot (chance 0.5%) ...
     assert original["robust_accuracy"] < 20, original  # ... and PGD-10 mostly breaks it
     assert tuned["robust_accuracy"] - original["robust_accuracy"] >= 15
 
