@@ -34,4 +34,4 @@ def test_shipped_dataset_is_intact_and_loads(name: str) -> None:
 
 def test_total_shipped_size_stays_small() -> None:
     total = sum(p.stat().st_size for p in BUILTIN_ROOT.rglob("*") if p.is_file())
-    assert total < 8 * 1024 * 1024
+    assert total < 26 * 1024 * 1024  # the mini world (emoji, Symbola) is about 17 MB of it

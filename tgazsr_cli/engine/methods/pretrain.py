@@ -23,6 +23,9 @@ MAX_LOGIT_SCALE = 100.0
 @dataclass
 class PretrainOptions:
     text_to_image_weight: float = 0.5
+    # 0: every class's prompt each step; N: the batch's classes plus random others up to N (sampled negatives,
+    # so that a thousand-class pre-training set does not pay for a thousand text-tower passes a step)
+    prompts_per_step: int = 0
 
 
 @register_method
@@ -36,15 +39,34 @@ class ClipPretrain(TrainingMethod):
     def trainable_parameters(self) -> list[nn.Parameter]:
         return list(self.model.clip.parameters())
 
-    def prompts(self, generator: torch.Generator | None = None) -> list[str]:
+    def prompts(self, generator: torch.Generator | None = None, classes: list[int] | None = None) -> list[str]:
         names = self.model.classnames
         per_class = self.class_templates or [self.recipe.data.templates] * len(names)
-        picks = [int(torch.randint(len(t), (1,), generator=generator)) for t in per_class]
-        return [templates[pick].format(name) for name, templates, pick in zip(names, per_class, picks, strict=True)]
+        chosen = range(len(names)) if classes is None else classes
+        picks = [int(torch.randint(len(per_class[c]), (1,), generator=generator)) for c in chosen]
+        return [per_class[c][pick].format(names[c]) for c, pick in zip(chosen, picks, strict=True)]
+
+    def step_classes(self, labels: torch.Tensor) -> torch.Tensor | None:
+        """The classes whose prompts this step encodes (sorted), or None for all of them."""
+        total, wanted = len(self.model.classnames), self.options.prompts_per_step
+        if wanted <= 0 or wanted >= total:
+            return None
+        present = labels.unique().cpu()
+        others = torch.ones(total, dtype=torch.bool)
+        others[present] = False
+        pool = others.nonzero().squeeze(1)
+        extra = pool[torch.randperm(len(pool))[: max(0, wanted - len(present))]]
+        return torch.cat([present, extra]).sort().values
 
     def loss(self, images: torch.Tensor, labels: torch.Tensor) -> LossOutput:
         clip = self.model.clip
-        tokens = self.model.tokenizer(self.prompts()).to(images.device)
+        classes = self.step_classes(labels)
+        if classes is None:
+            prompts = self.prompts()
+        else:
+            prompts = self.prompts(classes=classes.tolist())
+            labels = torch.searchsorted(classes.to(labels.device), labels)  # label -> its column among `classes`
+        tokens = self.model.tokenizer(prompts).to(images.device)
         text = F.normalize(clip.encode_text(tokens).float(), dim=-1)
         image = F.normalize(self.model.encode_image(images).float(), dim=-1)
         scale = clip.logit_scale.exp().clamp(max=MAX_LOGIT_SCALE)
