@@ -11,7 +11,10 @@ set -euo pipefail
 out="${1:-mini-world-benchmark}"
 eps="${EPS:-2}"     # L-inf radius in /255 of the evaluation attack (the protocol's)
 limit="${LIMIT:-500}"      # examples per dataset (seeded subset)
-read -r -a methods <<< "${METHODS:-tga-zsr tecoa ft-clean ft-adv pmg-aft fare vision-tga comp-tga}"
+# default: every fine-tuning recipe of tgazsr_cli/recipes/mini-world (pretraining excluded), LoRA row included
+recipes_dir="$(dirname "$0")/../tgazsr_cli/recipes/mini-world"
+read -r -a methods <<< "${METHODS:-$(find "$recipes_dir" -maxdepth 1 -name '*.yaml' ! -name 'pretrain*.yaml' \
+  -printf '%f\n' | sed 's/\.yaml$//' | sort | tr '\n' ' ')}"
 read -r -a seeds <<< "${SEEDS:-0}"
 datasets=emoji-seen,emoji-unseen,symbola,fashion-mnist-a,fashion-mnist-b,digits,shapes
 mkdir -p "$out"
