@@ -255,6 +255,13 @@ def tradeoff_plot(records: Sequence[Record], path: Path, title: str = "") -> Pat
     axis.set_ylabel("robust accuracy, average over datasets (%)")
     fig.suptitle("Robust vs clean accuracy", fontsize=11)
     axis.set_title("\n".join(subtitle), fontsize=7.5, loc="left")
+    return save_figure(fig, axis, path)
+
+
+def save_figure(fig: Any, axis: Any, path: Path) -> Path:
+    """Grid, legend, tight layout, PNG at 120 dpi; the figure is closed."""
+    import matplotlib.pyplot as plt
+
     axis.grid(alpha=0.3)
     axis.legend(fontsize=7, loc="best")
     fig.tight_layout()

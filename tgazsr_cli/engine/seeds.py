@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from tgazsr_cli.engine.report import Record, threat_line
+from tgazsr_cli.engine.report import Record, save_figure, threat_line
 
 SEEDED = re.compile(r"^(?P<name>.+?)-s(?P<seed>\d+)(?: \((?P<method>[^)]*)\))?$")
 
@@ -95,10 +95,4 @@ def seed_plot(records: Sequence[Record], attack: str, path: Path) -> Path:
     axis.set_xlabel("clean accuracy, average over datasets (%)")
     axis.set_ylabel(f"robust accuracy ({attack}), average (%)")
     fig.suptitle("Robust vs clean accuracy, mean ± sd over training seeds", fontsize=10)
-    axis.grid(alpha=0.3)
-    axis.legend(fontsize=7, loc="best")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, axis, path)
