@@ -42,3 +42,22 @@ def test_attack_entries_carry_their_help_and_class_minimum() -> None:
     assert {name: entry.min_classes for name, entry in ATTACKS.items() if entry.min_classes != 2} == \
         {"apgd-dlr": 3, "apgd-t": 4}
     assert all(entry.help and entry.name == name for name, entry in ATTACKS.items())
+
+
+def test_the_source_catalogue_equals_the_imported_registries() -> None:
+    from tgazsr_cli.engine.attacks import SUITE_HELP
+    from tgazsr_cli.engine.catalog import declared_attacks, declared_methods, declared_suites
+
+    assert [(m.name, m.help, m.source) for m in declared_methods()] == \
+        [(name, cls.description, cls.source) for name, cls in sorted(METHODS.items())]
+    assert [(a.name, a.help, a.min_classes) for a in declared_attacks()] == \
+        [(name, entry.help, entry.min_classes) for name, entry in sorted(ATTACKS.items())]
+    assert declared_suites() == SUITE_HELP
+
+
+def test_attack_help_states_the_constants_the_code_uses() -> None:
+    from tgazsr_cli.engine.attacks.apgd import DEFAULT_TARGETS
+    from tgazsr_cli.engine.attacks.pgd import CW_KAPPA
+
+    assert f"top-{DEFAULT_TARGETS} " in ATTACKS["apgd-t"].help and f"top-{DEFAULT_TARGETS} " in ATTACKS["fab-t"].help
+    assert f"kappa {CW_KAPPA:g} " in ATTACKS["cw"].help

@@ -19,18 +19,17 @@ def _table(title: str, columns: list[str], rows: list[list[str]]) -> None:
 
 def methods() -> None:
     """List the training methods with their source."""
-    from tgazsr_cli.engine.methods import METHODS
+    from tgazsr_cli.engine.catalog import declared_methods  # read without importing torch
 
-    _table("methods", ["name", "description", "source"],
-           [[name, cls.description, cls.source] for name, cls in sorted(METHODS.items())])
+    _table("methods", ["name", "description", "source"], [[m.name, m.help, m.source] for m in declared_methods()])
 
 
 def attacks() -> None:
     """List the attacks and the attack suites."""
-    from tgazsr_cli.engine.attacks import ATTACKS, SUITE_HELP
+    from tgazsr_cli.engine.catalog import declared_attacks, declared_suites  # read without importing torch
 
-    rows = [[name, "attack", entry.help] for name, entry in sorted(ATTACKS.items())]
-    rows += [[name, "suite", text] for name, text in SUITE_HELP.items()]
+    rows = [[attack.name, "attack", attack.help] for attack in declared_attacks()]
+    rows += [[name, "suite", text] for name, text in declared_suites().items()]
     _table("attacks", ["name", "kind", "description"], rows)
 
 

@@ -313,4 +313,4 @@ register_attack("apgd-ce", partial(apgd, loss="ce"),
 register_attack("apgd-dlr", partial(apgd, loss="dlr"),
                 "APGD on the DLR loss (Croce & Hein 2020), invariant to logit shift and scale", min_classes=3)
 register_attack("apgd-t", apgd_targeted,
-                f"targeted APGD on the targeted DLR loss over the top-{DEFAULT_TARGETS} other classes", min_classes=4)
+                "targeted APGD on the targeted DLR loss over the top-9 (DEFAULT_TARGETS) other classes", min_classes=4)

@@ -155,5 +155,5 @@ def fab_targeted(
         return torch.where(_rows(within, images), best, images).detach()
 
 
-register_attack("fab-t", fab_targeted, f"targeted FAB (Croce & Hein 2020) over the top-{DEFAULT_TARGETS} other "
+register_attack("fab-t", fab_targeted, "targeted FAB (Croce & Hein 2020) over the top-9 (DEFAULT_TARGETS) other "
                 "classes, minimal L-inf perturbation kept if within eps", min_classes=2)

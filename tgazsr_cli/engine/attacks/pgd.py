@@ -87,4 +87,4 @@ def pgd(
 register_attack("pgd", partial(pgd, loss_fn=cross_entropy_sum),
                 "L-inf PGD on the cross-entropy over all class prompts (the paper's PGD-100)")
 register_attack("cw", partial(pgd, loss_fn=cw_margin_sum),
-                f"L-inf PGD on the CW margin loss, kappa {CW_KAPPA:g} (the paper's 'CW' rows)")
+                "L-inf PGD on the CW margin loss, kappa 50 (CW_KAPPA; the paper's 'CW' rows)")
