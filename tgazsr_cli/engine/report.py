@@ -258,12 +258,13 @@ def tradeoff_plot(records: Sequence[Record], path: Path, title: str = "") -> Pat
     return save_figure(fig, axis, path)
 
 
-def save_figure(fig: Any, axis: Any, path: Path) -> Path:
+def save_figure(fig: Any, axis: Any, path: Path, legend: bool = True) -> Path:
     """Grid, legend, tight layout, PNG at 120 dpi; the figure is closed."""
     import matplotlib.pyplot as plt
 
     axis.grid(alpha=0.3)
-    axis.legend(fontsize=7, loc="best")
+    if legend:
+        axis.legend(fontsize=7, loc="best")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)

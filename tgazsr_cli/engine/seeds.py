@@ -87,12 +87,15 @@ def seed_plot(records: Sequence[Record], attack: str, path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axis = plt.subplots(figsize=(6.0, 4.6))
-    for group, clean, robust in ranking(records, attack):
-        axis.errorbar(clean.mean, robust.mean, xerr=clean.std, yerr=robust.std, fmt="o", capsize=3, label=group)
-        axis.annotate(group, (clean.mean, robust.mean), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    fig, axis = plt.subplots(figsize=(6.4, 4.8))
+    colours = plt.get_cmap("tab20").colors
+    for index, (group, clean, robust) in enumerate(ranking(records, attack)):
+        axis.errorbar(clean.mean, robust.mean, xerr=clean.std, yerr=robust.std, fmt="o", capsize=3,
+                      color=colours[index % len(colours)])
+        axis.annotate(group, (clean.mean, robust.mean), textcoords="offset points", xytext=(4, 4), fontsize=7,
+                      color=colours[index % len(colours)])
     axis.margins(0.15)
     axis.set_xlabel("clean accuracy, average over datasets (%)")
     axis.set_ylabel(f"robust accuracy ({attack}), average (%)")
     fig.suptitle("Robust vs clean accuracy, mean ± sd over training seeds", fontsize=10)
-    return save_figure(fig, axis, path)
+    return save_figure(fig, axis, path, legend=False)  # every point carries its name
