@@ -19,7 +19,7 @@ tgazsr train --recipe mini-world/tga-zsr --output "$out/tga-zsr"
 # the run's recipe names the evaluation sets and the attack (eval: section); --limit keeps the demo short
 tgazsr eval --checkpoint "$out/tga-zsr" --original --limit 300 --output "$out/eval"
 tgazsr attack --checkpoint "$out/tga-zsr" --dataset emoji-seen -n 8 "${threat[@]}" --output "$out/adversarial"
-tgazsr visualize-attention --checkpoint "$out/tga-zsr" --dataset emoji-seen --pick-from 24 "${threat[@]}" \
+tgazsr visualize-attention --checkpoint "$out/tga-zsr" --dataset emoji-seen --pick-from 48 "${threat[@]}" \
   --output "$out/attention.png"
 echo "demo finished in $(( $(date +%s) - start )) s: table $out/eval/results.md, plot $out/eval/tradeoff.png," \
   "adversarial examples $out/adversarial/, attention panel $out/attention.png" >&2

@@ -153,3 +153,20 @@ def test_warnings_are_one_line(tmp_path: Path) -> None:
     assert done.stderr.strip().splitlines() == [
         "warning: recipe section 'loss' (tgazsr 0.1 layout) is read as method_options; write "
         "method_options.alpha=... instead"]
+
+
+def test_pick_from_prefers_an_example_that_fools_only_the_original(monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    from tgazsr_cli.engine import visualization
+
+    def row(shift: float, adversarial: str) -> SimpleNamespace:
+        return SimpleNamespace(map_shift=shift, adversarial_prediction=adversarial, map_class="cat")
+
+    outcomes = {0: [row(0.9, "cat"), row(0.1, "cat")],  # largest shift, but the original is not fooled
+                1: [row(0.6, "dog"), row(0.2, "cat")],  # fools only the original
+                2: [row(0.8, "dog"), row(0.1, "dog")]}  # fools both
+    monkeypatch.setattr(visualization, "example", lambda data, index: (index, 0))
+    monkeypatch.setattr(visualization, "panel_rows", lambda models, picture, *_: outcomes[picture])
+    index, rows = visualization.most_telling([], None, [0, 1, 2], None, [], [], visualization.VisualizeRequest())
+    assert index == 1 and rows is outcomes[1]

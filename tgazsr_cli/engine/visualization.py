@@ -2,8 +2,9 @@
 
 Class names and prompt templates of a registered dataset come from its built-in table (no data is read);
 only `--index` (an example of the dataset) needs the data itself, from the hub or `data_dir`. With
-`pick_from N`, the example is chosen among the first N of a seeded spread as the one where the attack moves
-the original model's attention most and the fine-tuned model's least (the panel prints both distances).
+`pick_from N`, the example is chosen among N of a seeded spread over the classes: one the attack fools the
+original model on but not the fine-tuned one, moving the original's attention most relative to the fine-tuned
+model's (the panel prints both distances).
 """
 
 from __future__ import annotations
@@ -154,12 +155,16 @@ def panel_rows(models: list[Any], picture: Any, label: int | None, classnames: l
 
 def most_telling(models: list[Any], data: Any, candidates: list[int], forced: int | None, classnames: list[str],
                  templates: list[str], request: VisualizeRequest) -> tuple[int, list[Any]]:
-    """The candidate whose attack moves the first (original) model's map most relative to the last one's."""
-    best: tuple[float, int, list[Any]] | None = None
+    """The candidate whose attack fools the first (original) model but not the last (fine-tuned) one, and among
+    those moves the original's map most relative to the fine-tuned one's (any candidate when none qualifies)."""
+    best: tuple[tuple[bool, float], int, list[Any]] | None = None
     for index in candidates:
         picture, true_label = example(data, index)
         rows = panel_rows(models, picture, true_label if forced is None else forced, classnames, templates, request)
-        score = rows[0].map_shift - rows[-1].map_shift if len(rows) > 1 else rows[0].map_shift
+        shift = rows[0].map_shift - rows[-1].map_shift if len(rows) > 1 else rows[0].map_shift
+        fooled_only_original = rows[0].adversarial_prediction != rows[0].map_class and (
+            len(rows) == 1 or rows[-1].adversarial_prediction == rows[-1].map_class)
+        score = (fooled_only_original, shift)
         if best is None or score > best[0]:
             best = (score, index, rows)
     assert best is not None
