@@ -170,3 +170,9 @@ def test_pick_from_prefers_an_example_that_fools_only_the_original(monkeypatch: 
     monkeypatch.setattr(visualization, "panel_rows", lambda models, picture, *_: outcomes[picture])
     index, rows = visualization.most_telling([], None, [0, 1, 2], None, [], [], visualization.VisualizeRequest())
     assert index == 1 and rows is outcomes[1]
+
+
+def test_a_failed_eval_leaves_no_empty_output_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "results"
+    assert main(["eval", "-c", str(tmp_path / "no-such-run"), "-d", "shapes", "-o", str(out)]) == 2
+    assert "does not exist" in capsys.readouterr().err and not out.exists()

@@ -94,20 +94,20 @@ def run_evaluation(request: EvalRequest, progress: Progress | None = None) -> Ev
     output = OutputFolder(request.output, RESULT_FILES, force=request.force) if request.output else None
     if output is not None:
         output.check()
-    torch_device = dist.init_from_env(pick_device(request.device))
-    models = load_models(request, torch_device)
-    recipe = next((m.recipe for m in models if m.recipe), {})
-    settings, source = resolve_settings(request, recipe)
-    attacks = check_attack_names([*request.attacks, *suites.attack_suites] or split_names(settings.attack))
-    threat = ThreatModel(eps=settings.eps, steps=settings.steps, step_size=settings.step_size,
-                         restarts=request.restarts, precision=settings.precision, seed=settings.seed)
-    names = [*suites.datasets, *(n for n in request.datasets if n not in suites.datasets)] or settings.datasets
-    if not names:
-        raise UsageError("name the datasets to evaluate on with --datasets a,b,c")
-    notices = [f"evaluation settings from {source}; flags override them"] if source else []
-    result = EvalResult([], replace(settings, datasets=names), notices=notices,
-                        is_main_process=dist.is_main_process())
-    with interrupt_cleanup(output):
+    with nothing_left_behind(output):
+        torch_device = dist.init_from_env(pick_device(request.device))
+        models = load_models(request, torch_device)
+        recipe = next((m.recipe for m in models if m.recipe), {})
+        settings, source = resolve_settings(request, recipe)
+        attacks = check_attack_names([*request.attacks, *suites.attack_suites] or split_names(settings.attack))
+        threat = ThreatModel(eps=settings.eps, steps=settings.steps, step_size=settings.step_size,
+                             restarts=request.restarts, precision=settings.precision, seed=settings.seed)
+        names = [*suites.datasets, *(n for n in request.datasets if n not in suites.datasets)] or settings.datasets
+        if not names:
+            raise UsageError("name the datasets to evaluate on with --datasets a,b,c")
+        notices = [f"evaluation settings from {source}; flags override them"] if source else []
+        result = EvalResult([], replace(settings, datasets=names), notices=notices,
+                            is_main_process=dist.is_main_process())
         result.records = evaluate_all(models, names, request, settings, attacks, threat,
                                       progress or SilentProgress())
         if output is not None and result.is_main_process:
@@ -159,11 +159,11 @@ def evaluate_all(models: list[Any], names: list[str], request: EvalRequest, sett
 
 
 @contextlib.contextmanager
-def interrupt_cleanup(output: OutputFolder | None) -> Iterator[None]:
-    """Ctrl-C: remove the output folder if this run created it and wrote nothing, then re-raise."""
+def nothing_left_behind(output: OutputFolder | None) -> Iterator[None]:
+    """On any failure or Ctrl-C: remove the output folder if this run created it and wrote nothing, re-raise."""
     try:
         yield
-    except KeyboardInterrupt:
+    except BaseException:
         if output is not None:
             output.discard_if_empty()
         raise
