@@ -32,3 +32,21 @@ def make_image_folder(root: Path, per_class: int = 6, size: int = 32) -> list[st
             draw_shape(shape, COLOURS[colour], size, i % 4).save(folder / f"{i}.png")
         names.append(name)
     return sorted(names)
+
+
+def quarter_means(values: list[float]) -> list[float]:
+    size = len(values) // 4
+    return [sum(values[i * size:(i + 1) * size]) / size for i in range(4)]
+
+
+def assert_attention_refinement_falls(run_dir: Path, seed: int) -> None:
+    """Every step logged; L_AR's last quarter below 0.93 x its early peak and CE's below 0.8 x its first."""
+    import json
+
+    lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [line["step"] for line in lines] == list(range(1, len(lines) + 1)) and len(lines) >= 100
+    refinement = quarter_means([line["attention_refinement"] for line in lines])
+    ce = quarter_means([line["ce"] for line in lines])
+    print(f"seed {seed}: L_AR quarter means {refinement}, CE quarter means {ce}")
+    assert refinement[3] < 0.93 * max(refinement[:3]), refinement
+    assert ce[3] < 0.8 * ce[0], ce

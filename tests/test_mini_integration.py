@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import assert_attention_refinement_falls
 from tgazsr_cli.cli.app import main
 
 pytestmark = pytest.mark.slow  # subprocesses / minutes of training: `make test-fast` skips it
@@ -34,11 +35,6 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
                  "--seed", str(SEED), "--output", str(run)])
     assert code == 0
     return run
-
-
-def quarter_means(values: list[float]) -> list[float]:
-    size = len(values) // 4
-    return [sum(values[i * size:(i + 1) * size]) / size for i in range(4)]
 
 
 def test_tga_zsr_raises_robust_accuracy_on_fine_tuning_data(run_dir: Path,
@@ -62,10 +58,4 @@ def test_tga_zsr_raises_robust_accuracy_on_fine_tuning_data(run_dir: Path,
 
 
 def test_attention_refinement_loss_falls_during_training(run_dir: Path) -> None:
-    lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    assert [line["step"] for line in lines] == list(range(1, len(lines) + 1)) and len(lines) >= 100
-    refinement = quarter_means([line["attention_refinement"] for line in lines])
-    ce = quarter_means([line["ce"] for line in lines])
-    print(f"seed {SEED}: L_AR quarter means {refinement}, CE quarter means {ce}")
-    assert refinement[3] < 0.93 * max(refinement[:3]), refinement
-    assert ce[3] < 0.8 * ce[0], ce
+    assert_attention_refinement_falls(run_dir, SEED)
