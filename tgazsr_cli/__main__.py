@@ -1,8 +1,6 @@
 """`python -m tgazsr_cli` runs the command-line interface."""
 
-import sys
-
-from tgazsr_cli.cli.app import main
+from tgazsr_cli.cli.app import run
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -71,9 +71,6 @@ def main(argv: list[str] | None = None) -> int:
     verbose = "-v" in args or "--verbose" in args
     from tgazsr_cli.engine.errors import TgazsrError
 
-    if not verbose:  # the format only: whoever records warnings (tests, callers) still gets them
-        warnings.formatwarning = one_line_warning
-
     try:
         result = app(args=args, prog_name="tgazsr", standalone_mode=False)
         return result if isinstance(result, int) else 0
@@ -101,4 +98,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run() -> None:
+    """The console script: warnings print as one line unless -v (only the format: recorders still get them)."""
+    if "-v" not in sys.argv and "--verbose" not in sys.argv:
+        warnings.formatwarning = one_line_warning
     sys.exit(main())
