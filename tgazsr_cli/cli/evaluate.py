@@ -55,13 +55,13 @@ def evaluate(
 
     Settings resolve as: defaults < the eval section of --recipe (else of the first checkpoint's recipe) < flags.
     """
-    from tgazsr_cli.engine.evaluation import EvalRequest, check_request
+    from tgazsr_cli.engine.evaluation import EvalRequest, check_request, split_names
 
     given = {"split": split, "eps": eps, "steps": steps, "step_size": step_size, "precision": attack_precision,
              "batch_size": batch_size, "limit": limit, "seed": seed, "data_dir": data_dir}
     request = EvalRequest(
         checkpoints=list(checkpoint or []), model=model, pretrained=pretrained, original=original,
-        datasets=opt.split_names(datasets), attacks=opt.split_names(attack), suites=opt.split_names(suite),
+        datasets=split_names(datasets), attacks=split_names(attack), suites=split_names(suite),
         recipe=recipe, settings={k: v for k, v in given.items() if v is not None}, restarts=restarts,
         sanity=sanity, workers=workers, on_broken=on_broken, device=device, text_cache=text_cache,
         output=output, force=force)

@@ -12,11 +12,6 @@ def flag(*names: str, help: str) -> Any:
     return typer.Option(*names, help=help, metavar="")
 
 
-def split_names(values: list[str] | None) -> list[str]:
-    """Repeatable options that also take comma-separated lists: `-a pgd,cw -a square` -> [pgd, cw, square]."""
-    return [part.strip() for text in values or [] for part in text.split(",") if part.strip()]
-
-
 # The attack's threat model (eps and step size in /255, as the paper writes them).
 Eps = Annotated[float, typer.Option(help="L-inf radius in /255.")]
 OptionalEps = Annotated[float | None, typer.Option("--eps", help="L-inf radius in /255 (0 = clean only).")]

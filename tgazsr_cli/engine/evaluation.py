@@ -169,6 +169,7 @@ def nothing_left_behind(output: OutputFolder | None) -> Iterator[None]:
         raise
 
 
-def split_names(text: str | None) -> list[str]:
-    """`a,b, c` -> [a, b, c]."""
-    return [part.strip() for part in (text or "").split(",") if part.strip()]
+def split_names(values: str | list[str] | None) -> list[str]:
+    """Names given comma-separated and/or repeated: `"pgd,cw"` or `["pgd,cw", "square"]` -> [pgd, cw, square]."""
+    texts = [values] if isinstance(values, str) else values or []
+    return [part.strip() for text in texts for part in text.split(",") if part.strip()]
