@@ -18,7 +18,7 @@ run() { local limit=$1; shift; echo "\$ $*"; timeout "$limit" "$@" || echo "(exi
   # issue 16: train images/s, peak memory, syncs/step and MFU (TGA-ZSR, TeCoA); PGD-100 rates; bf16-vs-fp32
   # robust accuracy; the 16-dataset suite projection; the decoded cache's device transform
   run 150 "$PY" bench/gpu_suite.py --device cuda
-  run 120 "$PY" bench/gpu_suite.py --device cuda --sections compile   # train.compile=true (compile time = warm-up)
+  run 180 "$PY" bench/gpu_suite.py --device cuda --sections compile   # train.compile default and reduce-overhead (CUDA graphs)
   # ours vs the reference pattern and torchattacks (issue 7), shortened to fit
   run 45 "$PY" bench/train_step.py --device cuda --batch 128 --precision bf16 --classes 200 --warmup 1 --steps 3
   run 30 "$PY" bench/pgd_eval.py --device cuda --batch 256 --classes 200 --steps 100 --repeats 1 --precision bf16

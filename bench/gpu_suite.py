@@ -4,7 +4,8 @@ Sections (all by default, in this order; `--sections` picks some):
 - train: TGA-ZSR and TeCoA training steps (`Trainer.train_step`, ViT-B-32 random weights, 200 classes, batch
   128, bf16): images/s, peak memory, host syncs per step (CUDA sync debug mode), FLOPs per step
   (torch.utils.flop_counter) and model FLOP utilisation against `--peak-tflops` (H200 bf16 dense: 989);
-- compile: the TGA-ZSR step again with `train.compile=true` (warm-up time = compile time);
+- compile: the TGA-ZSR step again with `train.compile=default` and `=reduce-overhead` (CUDA graphs); warm-up
+  time = compile time;
 - pgd: PGD-100 evaluation images/s at batch 256, attack forward in bf16 and in fp32;
 - precision: robust accuracy of the shipped mini CLIP on shipped fashion-mnist-a test images under PGD with
   the attack run in fp32 and in bf16 (same images, same random start; predictions scored in fp32);
@@ -99,12 +100,12 @@ def count_syncs(fn: Callable[[], object], device: torch.device) -> int | None:
     return sum("synchroniz" in str(w.message) for w in caught)
 
 
-def train_row(args: argparse.Namespace, method: str, device: torch.device, compile_: bool = False) -> dict:
+def train_row(args: argparse.Namespace, method: str, device: torch.device, compile_: str = "off") -> dict:
     from torch.utils.flop_counter import FlopCounterMode
 
     model = random_model(args, device)
     overrides = [f"method={method}", f"data.batch_size={args.batch}", "optim.warmup_steps=0", "optim.epochs=1",
-                 "train.precision=bf16", f"train.device={args.device}", f"train.compile={str(compile_).lower()}"]
+                 "train.precision=bf16", f"train.device={args.device}", f"train.compile={compile_}"]
     data = ImageClassificationData(list(range(args.batch)), classnames(200), [PAPER_TEMPLATE], "synthetic",
                                    "train", "bench")
     with tempfile.TemporaryDirectory() as run_dir:
@@ -128,7 +129,7 @@ def train_row(args: argparse.Namespace, method: str, device: torch.device, compi
     seconds = (time.perf_counter() - started) / args.steps
     trainer.check_stats()  # the stats read of a logging step: raises if a step was not finite
     flops = None
-    if not compile_:  # the counter runs the step eagerly; compiled graphs would not be counted
+    if compile_ == "off":  # the counter runs the step eagerly; compiled graphs would not be counted
         with FlopCounterMode(display=False) as counter:
             trainer.train_step(images, labels)
         flops = counter.get_total_flops()
@@ -136,7 +137,8 @@ def train_row(args: argparse.Namespace, method: str, device: torch.device, compi
     del trainer, model
     if device.type == "cuda":
         torch.cuda.empty_cache()
-    return {"method": method + (" compiled" if compile_ else ""), "seconds": seconds, "ips": args.batch / seconds,
+    name = method + ("" if compile_ == "off" else f" compile={compile_}")
+    return {"method": name, "seconds": seconds, "ips": args.batch / seconds,
             "memory_gib": memory, "syncs": syncs, "flops": flops, "warmup_s": warmup_s}
 
 
@@ -267,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     if "train" in args.sections or "compile" in args.sections:
         rows = [train_row(args, m, device) for m in ("tga-zsr", "tecoa")] if "train" in args.sections else []
         if "compile" in args.sections:
-            rows.append(train_row(args, "tga-zsr", device, compile_=True))
+            rows += [train_row(args, "tga-zsr", device, compile_=mode) for mode in ("default", "reduce-overhead")]
         print_train(rows, args)
     rates = pgd_rates(args, device) if "pgd" in args.sections else {}
     if "precision" in args.sections:

@@ -22,7 +22,7 @@ renderings one-channel PNG (black ink on a grey background; the loader makes the
 
 - emoji-pretrain: every concept in both renderings (train only): the mini CLIP's pre-training set;
 - emoji-seen: a fixed random subset of SEEN_CLASSES concepts, colour (train: the fine-tuning set, the
-  Tiny-ImageNet role; test: other draws);
+  Tiny-ImageNet role; val and test: other draws, val for choosing hyper-parameters);
 - emoji-unseen: every other concept, colour (test only: classes never fine-tuned on);
 - symbola: every concept, line drawings (test only: the other rendering, the sketch domain).
 
@@ -79,6 +79,7 @@ SPECKLE = 0.02  # largest share of pixels replaced by noise (noise does not comp
 PER_CLASS = {  # images per concept and rendering
     ("emoji-pretrain", "train"): 15,
     ("emoji-seen", "train"): 12,
+    ("emoji-seen", "val"): 3,  # for choosing hyper-parameters, so that no choice is made on a test split
     ("emoji-seen", "test"): 3,
     ("emoji-unseen", "test"): 3,
     ("symbola", "test"): 3,
@@ -293,12 +294,14 @@ def build(noto: Path, symbola: Path, seed: int) -> list[Folder]:
                         "set (the Tiny-ImageNet role)",
             classnames=[c.name for c in seen_c], templates=EMOJI_TEMPLATES,
             splits={split: draws("emoji-seen", split, list(zip(seen_c, range(SEEN_CLASSES), strict=True)),
-                                 colour, False, seed) for split in ("train", "test")},
+                                 colour, False, seed) for split in ("train", "val", "test")},
             license_id="OFL-1.1 (Noto Color Emoji)", license_text=emoji_licence,
             provenance=provenance("emoji-seen", f"{concept_note} A fixed subset of {SEEN_CLASSES} of them, "
                                   f"random.Random('{seed}-seen').sample; {PER_CLASS[('emoji-seen', 'train')]} "
-                                  f"train and {PER_CLASS[('emoji-seen', 'test')]} test images per class.", seed),
-            notes=["Train and test images are different random draws (different seeds) of the same glyphs."],
+                                  f"train, {PER_CLASS[('emoji-seen', 'val')]} validation and "
+                                  f"{PER_CLASS[('emoji-seen', 'test')]} test images per class.", seed),
+            notes=["Train, validation and test images are different random draws (different seeds) of the same "
+                   "glyphs; the validation split is for choosing hyper-parameters (docs/mini-world.md)."],
         ),
         Folder(
             name="emoji-unseen",

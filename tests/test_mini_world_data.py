@@ -17,7 +17,8 @@ import torch.nn.functional as F
 from tests.test_method_formulas import method_for
 from tgazsr_cli.engine.data import BUILTIN_ROOT, list_datasets, load_image_dataset
 
-WORLD = {"emoji-pretrain": {"train"}, "emoji-seen": {"train", "test"}, "emoji-unseen": {"test"}, "symbola": {"test"}}
+WORLD = {"emoji-pretrain": {"train"}, "emoji-seen": {"train", "val", "test"}, "emoji-unseen": {"test"},
+         "symbola": {"test"}}
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -39,14 +40,14 @@ def test_world_folder_is_intact_licensed_and_loads(name: str) -> None:
     assert "fonts-noto-color-emoji" in meta["provenance"] and "make_emoji_world.py" in meta["provenance"]
     assert len(set(meta["classnames"])) == len(meta["classnames"]) >= 200
     assert name in list_datasets()
-    split = "test" if "test" in WORLD[name] else "train"
-    data = load_image_dataset(name, split=split, image_size=28)
-    assert len(data.dataset) == meta[f"num_{split}"] and list(data.classnames) == meta["classnames"]
-    image, _ = data.dataset[len(data.dataset) - 1]
-    assert image.shape == (3, 28, 28) and image.min() >= 0 and image.max() <= 1
-    labels = torch.tensor(pq.read_table(folder / f"{split}.parquet", columns=["label"])["label"].to_pylist())
-    counts = torch.bincount(labels, minlength=len(meta["classnames"]))
-    assert counts.min() == counts.max() > 0  # every class, equally often
+    for split in sorted(WORLD[name]):
+        data = load_image_dataset(name, split=split, image_size=28)
+        assert len(data.dataset) == meta[f"num_{split}"] and list(data.classnames) == meta["classnames"]
+        image, _ = data.dataset[len(data.dataset) - 1]
+        assert image.shape == (3, 28, 28) and image.min() >= 0 and image.max() <= 1
+        labels = torch.tensor(pq.read_table(folder / f"{split}.parquet", columns=["label"])["label"].to_pylist())
+        counts = torch.bincount(labels, minlength=len(meta["classnames"]))
+        assert counts.min() == counts.max() > 0  # every class, equally often
 
 
 def test_world_splits_partition_the_concepts_and_never_share_an_image() -> None:

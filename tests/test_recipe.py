@@ -52,11 +52,21 @@ def test_layering_file_then_set_then_flags(tmp_path: Path) -> None:
     ("attack.eps=255", "units of 1/255"),
     ("lossalpha", "must look like key=value"),
     ("data.batch_size=2.5", "must be int"),
+    ("train.compile=fast", "recipe key 'train.compile' must be one of off, default, reduce-overhead, max-autotune"),
 ])
 def test_bad_overrides_name_the_key(override: str, message: str) -> None:
     with pytest.raises(UsageError) as info:
         load_recipe(None, [override])
     assert message in str(info.value)
+
+
+@pytest.mark.parametrize(("override", "mode"), [
+    ("train.compile=true", "default"), ("train.compile=false", "off"), ("train.compile=off", "off"),
+    ("train.compile=reduce-overhead", "reduce-overhead"), ("train.compile=max-autotune", "max-autotune"),
+])
+def test_compile_takes_a_mode_and_the_old_booleans(override: str, mode: str) -> None:
+    assert load_recipe(None, [override]).train.compile == mode
+    assert load_recipe(None, ["data.cache=off"]).data.cache == "off"  # YAML reads the word off as false
 
 
 def test_unknown_recipe_name_suggests_one() -> None:

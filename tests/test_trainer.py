@@ -119,6 +119,16 @@ def test_grad_checkpointing_gives_the_same_loss_and_gradients(data_dir: Path, tm
         torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-7)
 
 
+@pytest.mark.parametrize(("setting", "mode"), [("default", None), ("reduce-overhead", "reduce-overhead")])
+def test_compile_compiles_both_image_towers_with_the_chosen_mode(data_dir: Path, tmp_path: Path, monkeypatch,
+                                                                 setting: str, mode: str | None) -> None:
+    compiled: list[tuple[torch.nn.Module, str | None]] = []
+    monkeypatch.setattr(torch.nn.Module, "compile", lambda self, **kw: compiled.append((self, kw["mode"])))
+    trainer = Trainer(recipe_for(data_dir, f"train.compile={setting}"), tmp_path / "run")
+    towers = [trainer.model.visual.transformer, trainer.method.teacher.visual.transformer]
+    assert [(id(module), m) for module, m in compiled] == [(id(t), mode) for t in towers]
+
+
 def test_broken_images_are_skipped_and_counted_or_stop_the_run(tmp_path: Path) -> None:
     data = tmp_path / "data"
     make_image_folder(data, per_class=8, size=32)

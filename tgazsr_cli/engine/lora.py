@@ -51,10 +51,10 @@ def select_trainable(method: TrainingMethod) -> list[nn.Parameter]:
     recipe = method.recipe
     if trainable_mode(recipe) != "lora":
         return method.trainable_parameters()
-    if recipe.train.compile and "attn" in recipe.lora.target_modules:
+    if recipe.train.compile != "off" and "attn" in recipe.lora.target_modules:
         raise UsageError("train.compile is not supported with peft's MultiheadAttention LoRA (it swaps the attention "
                          "weight tensors on every forward); drop 'attn' from lora.target_modules or set "
-                         "train.compile=false")
+                         "train.compile=off")
     return apply_lora(method.model, recipe.lora)
 
 

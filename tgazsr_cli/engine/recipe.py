@@ -78,7 +78,9 @@ class TrainConfig:
     deterministic: bool = False
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     on_nonfinite: str = "stop"  # stop (last good checkpoint kept) | skip (step skipped and counted)
-    compile: bool = False  # torch.compile the image towers' transformer (slow first steps, faster after)
+    # torch.compile mode of the image towers' transformer: off | default | reduce-overhead (CUDA graphs) |
+    # max-autotune; slow first steps, faster after. true / false (0.1 recipes) read as default / off.
+    compile: str = "off"
     grad_checkpointing: bool = False  # recompute image-tower activations in backward: less memory, slower
     trainable: str = "full"  # full | last-k (optim.last_num_ft tensors) | lora (adapters on the image tower, `lora:`)
 
@@ -137,6 +139,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "train.trainable": ("full", "last-k", "lora"),
     "data.on_broken": ("skip", "fail"),
     "data.cache": ("off", "disk", "device"),
+    "train.compile": ("off", "default", "reduce-overhead", "max-autotune"),
     "eval.precision": ("fp32", "bf16", "fp16"),
 }
 POSITIVE = {"data.batch_size", "eval.batch_size", "optim.epochs", "train.save_every", "train.keep_last",
@@ -144,6 +147,11 @@ POSITIVE = {"data.batch_size", "eval.batch_size", "optim.epochs", "train.save_ev
 NON_NEGATIVE = {"data.num_workers", "attack.steps", "eval.steps", "optim.warmup_steps", "optim.momentum",
                 "optim.weight_decay", "optim.last_num_ft", "attack.eps", "eval.eps",
                 "lora.dropout"}
+
+
+# choice keys that YAML may read as booleans ("off", "false"; train.compile was true/false before it took a mode)
+BOOLEAN_WORDS: dict[str, dict[bool, str]] = {"train.compile": {True: "default", False: "off"},
+                                             "data.cache": {False: "off"}}
 
 
 def _coerce(value: Any, hint: Any, key: str) -> Any:
@@ -204,6 +212,8 @@ def build_section(cls: type, data: Any, prefix: str) -> Any:
         if key not in names:
             raise UsageError(f"unknown recipe key '{full}'{did_you_mean(str(key), names)}")
         hint = hints[key]
+        if isinstance(value, bool) and value in BOOLEAN_WORDS.get(full, {}):
+            value = BOOLEAN_WORDS[full][value]
         if dataclasses.is_dataclass(hint):
             values[key] = build_section(hint, value or {}, f"{full}.")
         else:

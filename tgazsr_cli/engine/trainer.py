@@ -163,10 +163,11 @@ class Trainer:
             if not hasattr(visual, "set_grad_checkpointing"):
                 raise UsageError(f"{type(visual).__name__} does not support train.grad_checkpointing")
             visual.set_grad_checkpointing(True)
-        if settings.compile:
+        if settings.compile != "off":
             towers = [visual] + ([self.method.teacher.visual] if self.method.teacher is not None else [])
+            mode = None if settings.compile == "default" else settings.compile
             for tower in towers:
-                getattr(tower, "transformer", tower).compile()
+                getattr(tower, "transformer", tower).compile(mode=mode)
 
     # -- checkpoints ------------------------------------------------------------------------------
     def metadata(self, kind: str) -> ckpt.CheckpointMetadata:
