@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The built-in main job, offline on a laptop CPU (a few minutes on 2 cores), on the mini world, a scale model of
 # the paper's protocol (docs/mini-world.md): TGA-ZSR fine-tuning of the shipped mini-world CLIP on emoji-seen
-# (200 classes, the Tiny-ImageNet role; recipes/mini-world/tga-zsr.yaml: PGD-2 at 2/255, AdamW lr 3e-4,
+# (200 classes, the Tiny-ImageNet role; recipes/mini-world/tga-zsr.yaml: PGD-2 at 2/255, AdamW lr 1e-3,
 # 6 epochs), zero-shot evaluation next to the original model under PGD-10 at 2/255 on the fine-tuning classes,
 # 300 classes never fine-tuned on, the line-drawing rendering of all 500 and four older sets (300 seeded examples
 # each), adversarial examples, and an attention panel of the example whose original-model attention the attack

@@ -2,11 +2,13 @@
 # The mini-world benchmark: fine-tune the shipped mini-world CLIP on emoji-seen (200 colour-emoji classes, the
 # Tiny-ImageNet role) with each method of recipes/mini-world (one shared protocol; only method options differ),
 # then evaluate every run and the original model zero-shot, clean and under PGD-10, on the fine-tuning classes
-# (emoji-seen test: other draws of the same glyphs), the 862 classes never fine-tuned on (emoji-unseen), the other
+# (emoji-seen test: other draws of the same glyphs), the 300 classes never fine-tuned on (emoji-unseen), the other
 # rendering of every class (symbola), and fashion-mnist-a/b, digits, shapes. Uses only the `tgazsr` CLI.
 # Usage: [METHODS="tga-zsr tecoa"] [SEEDS="0 1 2"] [LIMIT=500] scripts/mini_world_benchmark.sh [OUTPUT_DIR]
-# Writes OUTPUT_DIR/<method>-s<seed>/ (runs) and OUTPUT_DIR/eval/results.{md,json,csv} + tradeoff.png.
-# Finished runs are kept, so a re-run only trains what is missing. docs/mini-world.md holds measured numbers.
+# Writes OUTPUT_DIR/<method>-s<seed>/ (runs), OUTPUT_DIR/eval/results.{md,json,csv} + tradeoff.png, and
+# OUTPUT_DIR/eval/seeds.{md,png} (scripts/seed_table.py: mean ± sd over seeds, ranking, error bars).
+# Finished runs are kept, so a re-run only trains what is missing. docs/mini-world.md holds measured numbers;
+# scripts/mini_world_lr_rule.py chose the recipes' learning rate on the validation split.
 set -euo pipefail
 out="${1:-mini-world-benchmark}"
 eps="${EPS:-2}"     # L-inf radius in /255 of the evaluation attack (the protocol's)
@@ -35,4 +37,8 @@ done
 # --original: the model the runs started from, with the recipe's logit scale, as a row of the same table
 tgazsr eval "${checkpoints[@]}" --original --datasets "$datasets" --eps "$eps" --steps 10 --step-size 1 \
   --batch-size 250 --limit "$limit" --output "$out/eval"
-echo "mini-world benchmark finished in $(( $(date +%s) - start )) s: table $out/eval/results.md" >&2
+# mean ± sd over seeds, the ranking and the trade-off plot with error bars, by the Python tgazsr runs on
+python_of_tgazsr="$(head -n 1 "$(command -v tgazsr)" | sed 's/^#!//')"
+"$python_of_tgazsr" "$(dirname "$0")/seed_table.py" "$out/eval/results.json" > /dev/null
+echo "mini-world benchmark finished in $(( $(date +%s) - start )) s: tables $out/eval/results.md and" \
+  "$out/eval/seeds.md, plot $out/eval/seeds.png" >&2
