@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +13,8 @@ from tgazsr_cli.engine.attacks import ThreatModel, get_attack
 from tgazsr_cli.engine.attention import AttentionNorm, attention_for_labels
 from tgazsr_cli.engine.errors import UsageError
 from tgazsr_cli.engine.model import ClipClassifier
+
+CAPTION_WIDTH = 30  # characters per title line: a quarter of the panel's width at font size 9
 
 
 def read_image(path: Path, transform: Callable) -> torch.Tensor:
@@ -81,7 +84,7 @@ def draw_panel(rows: list[PanelRow], out_path: Path, title: str = "") -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(len(rows), 4, figsize=(10.6, 2.7 * len(rows) + 0.4), squeeze=False)
+    fig, axes = plt.subplots(len(rows), 4, figsize=(10.6, 2.9 * len(rows) + 0.4), squeeze=False)
     heat_image = None  # what the colour bar explains: every map is drawn on the same 0..1 scale
     for axis_row, row in zip(axes, rows, strict=True):
         panels = [
@@ -94,10 +97,10 @@ def draw_panel(rows: list[PanelRow], out_path: Path, title: str = "") -> Path:
             axis.imshow(picture.permute(1, 2, 0).clamp(0, 1).numpy())
             if heat is not None:
                 heat_image = axis.imshow(heat.numpy(), cmap="jet", alpha=0.5, vmin=0, vmax=1)
-            axis.set_title(caption, fontsize=9)
+            axis.set_title(textwrap.fill(caption, CAPTION_WIDTH), fontsize=9)  # long class names wrap
             axis.set_xticks([])
             axis.set_yticks([])
-        axis_row[0].set_ylabel(row.name, fontsize=9)
+        axis_row[0].set_ylabel(textwrap.fill(row.name, 2 * CAPTION_WIDTH), fontsize=9)
         axis_row[3].set_xlabel(f"map moved by {row.map_shift:.3f} (L2)", fontsize=9)
     if title:
         fig.suptitle(title, fontsize=10)
