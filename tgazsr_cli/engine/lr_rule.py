@@ -85,9 +85,9 @@ def gentlest_lr(choices: Sequence[Choice], anchors: Sequence[str], original: Can
     missing = [a for a in anchors if a not in by_method]
     if missing:
         raise UsageError(f"the grid has no runs of {', '.join(missing)}")
-    rates = sorted(set.intersection(*({c.lr for c in by_method[a].candidates} for a in anchors)))
-    for lr in rates:
-        if all(by_method[a].at(lr).robust - original.robust >= gain for a in anchors):  # type: ignore[union-attr]
+    robust = {a: {c.lr: c.robust for c in by_method[a].candidates} for a in anchors}
+    for lr in sorted(set.intersection(*(set(by_lr) for by_lr in robust.values()))):
+        if all(robust[a][lr] - original.robust >= gain for a in anchors):
             return lr
     return None
 
