@@ -261,6 +261,27 @@ def provenance(folder: str, what: str, seed: int) -> str:
             f"Made with: python {SCRIPT} --out {DEFAULT_OUT} --seed {seed}")
 
 
+def images_per_class(folder: str) -> str:
+    """"12 train, 3 validation and 3 test images per class": the folder's splits in PER_CLASS order."""
+    counts = [f"{n} {'validation' if split == 'val' else split}" for (name, split), n in PER_CLASS.items()
+              if name == folder]
+    listed = counts[0] if len(counts) == 1 else ", ".join(counts[:-1]) + " and " + counts[-1]
+    return f"{listed} images per class."
+
+
+def colour_folder(name: str, description: str, chosen: list[Concept], sprites: Sprites, licence: str, seed: int,
+                  selection: str, notes: list[str] | None = None) -> Folder:
+    """A folder of colour renderings of `chosen` (labels in that order), one split per PER_CLASS entry."""
+    labelled = list(zip(chosen, range(len(chosen)), strict=True))
+    return Folder(
+        name=name, description=description, classnames=[c.name for c in chosen], templates=EMOJI_TEMPLATES,
+        splits={split: draws(name, split, labelled, sprites, False, seed)
+                for folder, split in PER_CLASS if folder == name},
+        license_id="OFL-1.1 (Noto Color Emoji)", license_text=licence,
+        provenance=provenance(name, selection + images_per_class(name), seed), notes=notes or [],
+    )
+
+
 def build(noto: Path, symbola: Path, seed: int) -> list[Folder]:
     found, colour, line = concepts(noto, symbola, seed)
     seen = sorted(random.Random(f"{seed}-seen").sample(range(len(found)), SEEN_CLASSES))
@@ -288,33 +309,14 @@ def build(noto: Path, symbola: Path, seed: int) -> list[Folder]:
                    "evaluation image is a pre-training image.",
                    "Colour images are RGB PNG, line drawings one-channel PNG; the loader makes every image RGB."],
         ),
-        Folder(
-            name="emoji-seen",
-            description=f"{SEEN_CLASSES} colour emoji concepts, {SIZE}x{SIZE}: the mini protocol's fine-tuning "
-                        "set (the Tiny-ImageNet role)",
-            classnames=[c.name for c in seen_c], templates=EMOJI_TEMPLATES,
-            splits={split: draws("emoji-seen", split, list(zip(seen_c, range(SEEN_CLASSES), strict=True)),
-                                 colour, False, seed) for split in ("train", "val", "test")},
-            license_id="OFL-1.1 (Noto Color Emoji)", license_text=emoji_licence,
-            provenance=provenance("emoji-seen", f"{concept_note} A fixed subset of {SEEN_CLASSES} of them, "
-                                  f"random.Random('{seed}-seen').sample; {PER_CLASS[('emoji-seen', 'train')]} "
-                                  f"train, {PER_CLASS[('emoji-seen', 'val')]} validation and "
-                                  f"{PER_CLASS[('emoji-seen', 'test')]} test images per class.", seed),
-            notes=["Train, validation and test images are different random draws (different seeds) of the same "
-                   "glyphs; the validation split is for choosing hyper-parameters (docs/mini-world.md)."],
-        ),
-        Folder(
-            name="emoji-unseen",
-            description=f"The other {len(unseen_c)} colour emoji concepts, {SIZE}x{SIZE}: classes the mini "
-                        "protocol never fine-tunes on (test only)",
-            classnames=[c.name for c in unseen_c], templates=EMOJI_TEMPLATES,
-            splits={"test": draws("emoji-unseen", "test", list(zip(unseen_c, range(len(unseen_c)), strict=True)),
-                                  colour, False, seed)},
-            license_id="OFL-1.1 (Noto Color Emoji)", license_text=emoji_licence,
-            provenance=provenance("emoji-unseen", f"{concept_note} Those not in emoji-seen; "
-                                  f"{PER_CLASS[('emoji-unseen', 'test')]} test images per class.", seed),
-            notes=[],
-        ),
+        colour_folder("emoji-seen", f"{SEEN_CLASSES} colour emoji concepts, {SIZE}x{SIZE}: the mini protocol's "
+                      "fine-tuning set (the Tiny-ImageNet role)", seen_c, colour, emoji_licence, seed,
+                      f"{concept_note} A fixed subset of {SEEN_CLASSES} of them, random.Random('{seed}-seen').sample; ",
+                      ["Train, validation and test images are different random draws (different seeds) of the same "
+                       "glyphs; the validation split is for choosing hyper-parameters (docs/mini-world.md)."]),
+        colour_folder("emoji-unseen", f"The other {len(unseen_c)} colour emoji concepts, {SIZE}x{SIZE}: classes the "
+                      "mini protocol never fine-tunes on (test only)", unseen_c, colour, emoji_licence, seed,
+                      f"{concept_note} Those not in emoji-seen; "),
         Folder(
             name="symbola",
             description=f"Every concept of the mini world ({len(found)}) as a black-and-white line drawing "

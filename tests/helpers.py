@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PIL import Image, ImageDraw
+
+if TYPE_CHECKING:
+    import torch
 
 COLOURS = {"red": (220, 40, 40), "blue": (40, 70, 220), "green": (40, 180, 60), "yellow": (230, 210, 40)}
 
@@ -32,6 +38,26 @@ def make_image_folder(root: Path, per_class: int = 6, size: int = 32) -> list[st
             draw_shape(shape, COLOURS[colour], size, i % 4).save(folder / f"{i}.png")
         names.append(name)
     return sorted(names)
+
+
+@contextmanager
+def ctrl_c_at_step(step: int) -> Iterator[None]:
+    """Inside the block, Trainer.train_step raises KeyboardInterrupt when the trainer is at `step`, as Ctrl-C
+    landing in that step would; the real step is back after the block."""
+    from tgazsr_cli.engine.trainer import Trainer
+
+    real_step = Trainer.train_step
+
+    def interrupted(self: Trainer, images: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+        if self.step == step:
+            raise KeyboardInterrupt
+        return real_step(self, images, labels)
+
+    Trainer.train_step = interrupted  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        Trainer.train_step = real_step  # type: ignore[method-assign]
 
 
 def quarter_means(values: list[float]) -> list[float]:

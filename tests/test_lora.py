@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.helpers import ctrl_c_at_step
 from tgazsr_cli.cli.app import main
 from tgazsr_cli.engine import checkpoint as ckpt
 from tgazsr_cli.engine.errors import UsageError
@@ -92,20 +93,11 @@ def test_lora_exports_load_in_plain_open_clip(data_dir: Path, tmp_path: Path) ->
         torch.testing.assert_close(plain_step.encode_image(ours.normalize(IMAGES)), expected, rtol=0, atol=1e-6)
 
 
-def test_interrupted_lora_run_resumes_exactly(data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_interrupted_lora_run_resumes_exactly(data_dir: Path, tmp_path: Path) -> None:
     straight = Trainer(recipe_for(data_dir), tmp_path / "straight")
     straight.run()
-    original_step = Trainer.train_step
-
-    def stop_at_three(self: Trainer, images: torch.Tensor, labels: torch.Tensor):
-        if self.step == 3:
-            raise KeyboardInterrupt
-        return original_step(self, images, labels)
-
-    monkeypatch.setattr(Trainer, "train_step", stop_at_three)
-    with pytest.raises(TrainingInterrupted):
+    with ctrl_c_at_step(3), pytest.raises(TrainingInterrupted):
         Trainer(recipe_for(data_dir), tmp_path / "resumed").run()
-    monkeypatch.setattr(Trainer, "train_step", original_step)
     torch.manual_seed(999)  # fresh adapters drawn here must be replaced by the checkpoint's
     resumed = Trainer(recipe_for(data_dir), tmp_path / "resumed")
     assert resumed.run(resume=True).steps == 4

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.helpers import make_image_folder
+from tests.helpers import ctrl_c_at_step, make_image_folder
 from tgazsr_cli.engine.errors import RuntimeFailure, UsageError
 from tgazsr_cli.engine.recipe import load_recipe
 from tgazsr_cli.engine.trainer import Trainer, TrainingInterrupted, epoch_batches
@@ -22,25 +22,15 @@ def visual_state(trainer: Trainer) -> dict[str, torch.Tensor]:
     return {k: v.clone() for k, v in trainer.model.clip.visual.state_dict().items()}
 
 
-def test_interrupted_then_resumed_run_equals_uninterrupted(data_dir: Path, tmp_path: Path,
-                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_interrupted_then_resumed_run_equals_uninterrupted(data_dir: Path, tmp_path: Path) -> None:
     straight = Trainer(recipe_for(data_dir), tmp_path / "straight")
     straight.run()
     expected = visual_state(straight)
 
     interrupted = Trainer(recipe_for(data_dir), tmp_path / "resumed")
-    original_step = Trainer.train_step
-
-    def stop_at_four(self: Trainer, images: torch.Tensor, labels: torch.Tensor):
-        if self.step == 4:
-            raise KeyboardInterrupt
-        return original_step(self, images, labels)
-
-    monkeypatch.setattr(Trainer, "train_step", stop_at_four)
-    with pytest.raises(TrainingInterrupted) as info:
+    with ctrl_c_at_step(4), pytest.raises(TrainingInterrupted) as info:
         interrupted.run()
     assert info.value.checkpoint.name == "step-00000004.safetensors"
-    monkeypatch.setattr(Trainer, "train_step", original_step)
 
     torch.manual_seed(12345)  # resume must restore RNG state, whatever the process did before
     resumed = Trainer(recipe_for(data_dir), tmp_path / "resumed")

@@ -149,9 +149,15 @@ NON_NEGATIVE = {"data.num_workers", "attack.steps", "eval.steps", "optim.warmup_
                 "lora.dropout"}
 
 
-# choice keys that YAML may read as booleans ("off", "false"; train.compile was true/false before it took a mode)
-BOOLEAN_WORDS: dict[str, dict[bool, str]] = {"train.compile": {True: "default", False: "off"},
-                                             "data.cache": {False: "off"}}
+# train.compile was true / false before it took a mode; the old values keep their meaning
+BOOLEAN_BEFORE: dict[str, dict[bool, str]] = {"train.compile": {True: "default", False: "off"}}
+
+
+def _choice_word(key: str, value: bool) -> str | bool:
+    """The word a choice key meant where YAML read it as a boolean (`off`, `false`); other values unchanged."""
+    if value in BOOLEAN_BEFORE.get(key, {}):
+        return BOOLEAN_BEFORE[key][value]
+    return "off" if value is False and "off" in CHOICES.get(key, ()) else value
 
 
 def _coerce(value: Any, hint: Any, key: str) -> Any:
@@ -212,8 +218,8 @@ def build_section(cls: type, data: Any, prefix: str) -> Any:
         if key not in names:
             raise UsageError(f"unknown recipe key '{full}'{did_you_mean(str(key), names)}")
         hint = hints[key]
-        if isinstance(value, bool) and value in BOOLEAN_WORDS.get(full, {}):
-            value = BOOLEAN_WORDS[full][value]
+        if isinstance(value, bool):
+            value = _choice_word(full, value)
         if dataclasses.is_dataclass(hint):
             values[key] = build_section(hint, value or {}, f"{full}.")
         else:
