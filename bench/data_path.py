@@ -29,9 +29,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
 
-from tgazsr_cli.engine.data import collate_skip_broken, load_image_dataset
-from tgazsr_cli.engine.data.cached import cached_training_data, ensure_cache
-from tgazsr_cli.engine.trainer import epoch_batches
+from tgazsr_cli.data import collate_skip_broken, load_image_dataset
+from tgazsr_cli.data.cached import cached_training_data, ensure_cache
+from tgazsr_cli.training.loop import epoch_batches
 
 TARGET, TARGET_CORES = 3000, 4
 

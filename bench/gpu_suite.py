@@ -33,12 +33,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
 
-from tgazsr_cli.engine.attacks import ThreatModel
-from tgazsr_cli.engine.attacks.pgd import pgd
-from tgazsr_cli.engine.data.loading import ImageClassificationData
-from tgazsr_cli.engine.model import ClipClassifier, load_classifier
-from tgazsr_cli.engine.recipe import PAPER_TEMPLATE, load_recipe
-from tgazsr_cli.engine.trainer import Trainer
+from tgazsr_cli.attacks import ThreatModel
+from tgazsr_cli.attacks.pgd import pgd
+from tgazsr_cli.config.recipe import PAPER_TEMPLATE, load_recipe
+from tgazsr_cli.data.loading import ImageClassificationData
+from tgazsr_cli.models.classifier import ClipClassifier, load_classifier
+from tgazsr_cli.training.loop import Trainer
 
 SECTIONS = ("train", "compile", "pgd", "precision", "suite", "transform")
 
@@ -186,7 +186,7 @@ def pgd_rates(args: argparse.Namespace, device: torch.device) -> dict[str, float
 
 
 def precision_gap(args: argparse.Namespace, device: torch.device) -> None:
-    from tgazsr_cli.engine.data import load_image_dataset
+    from tgazsr_cli.data import load_image_dataset
 
     model = load_classifier("tgazsr-mini", "tgazsr:mini-clip", device=device, logit_scale=14.7)
     data = load_image_dataset("fashion-mnist-a", split="test", image_size=model.image_size,
@@ -218,8 +218,8 @@ def precision_gap(args: argparse.Namespace, device: torch.device) -> None:
 
 
 def suite_projection(rates: dict[str, float], steps: int) -> None:
-    from tgazsr_cli.engine.data import get_dataset_spec
-    from tgazsr_cli.engine.recipe import find_recipe
+    from tgazsr_cli.config.recipe import find_recipe
+    from tgazsr_cli.data import get_dataset_spec
 
     names = load_recipe(str(find_recipe("eval/zs16"))).eval.datasets
     sizes = {name: test_size(get_dataset_spec(name).description) for name in names}
@@ -244,7 +244,7 @@ def test_size(description: str) -> int:
 
 
 def transform_rate(args: argparse.Namespace, device: torch.device) -> None:
-    from tgazsr_cli.engine.data.decoded_cache import Geometry, to_model_input
+    from tgazsr_cli.data.decoded_cache import Geometry, to_model_input
 
     size = 32 if args.tiny else 224
     geometry = Geometry((round(size * 256 / 224),) * 2, size)

@@ -27,10 +27,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
 
-from tgazsr_cli.engine.data.loading import ImageClassificationData
-from tgazsr_cli.engine.model import load_classifier
-from tgazsr_cli.engine.recipe import PAPER_TEMPLATE, load_recipe
-from tgazsr_cli.engine.trainer import Trainer
+from tgazsr_cli.config.recipe import PAPER_TEMPLATE, load_recipe
+from tgazsr_cli.data.loading import ImageClassificationData
+from tgazsr_cli.models.classifier import load_classifier
+from tgazsr_cli.training.loop import Trainer
 
 VARIANTS = ("full", "lora")
 MIB = 2**20

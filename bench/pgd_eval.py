@@ -19,10 +19,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
 
-from tgazsr_cli.engine.attacks import ThreatModel
-from tgazsr_cli.engine.attacks.pgd import pgd
-from tgazsr_cli.engine.model import load_classifier
-from tgazsr_cli.engine.recipe import PAPER_TEMPLATE
+from tgazsr_cli.attacks import ThreatModel
+from tgazsr_cli.attacks.pgd import pgd
+from tgazsr_cli.config.recipe import PAPER_TEMPLATE
+from tgazsr_cli.models.classifier import load_classifier
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

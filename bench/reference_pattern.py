@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from tgazsr_cli.engine.model import ClipClassifier
+from tgazsr_cli.models.classifier import ClipClassifier
 
 
 @dataclass

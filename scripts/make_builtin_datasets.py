@@ -1,8 +1,8 @@
-"""Derive the small real datasets shipped in tgazsr_cli/engine/data/builtin/ from their original sources.
+"""Derive the small real datasets shipped in tgazsr_cli/data/builtin/ from their original sources.
 
     apt-get install -y dataset-fashion-mnist     # idx files -> /usr/share/datasets/fashion-mnist
     pip download --no-deps --only-binary=:all: -d /tmp/skl scikit-learn==1.9.1   # holds digits.csv.gz
-    python scripts/make_builtin_datasets.py --out tgazsr_cli/engine/data/builtin --seed 0 \\
+    python scripts/make_builtin_datasets.py --out tgazsr_cli/data/builtin --seed 0 \\
         --sklearn-wheel /tmp/skl/scikit_learn-1.9.1-*.whl
     python scripts/make_builtin_datasets.py --check --sklearn-wheel /tmp/skl/scikit_learn-1.9.1-*.whl
 
@@ -57,7 +57,7 @@ from PIL import Image, ImageDraw
 
 SIZE = 28
 SCRIPT = "scripts/make_builtin_datasets.py"
-DEFAULT_OUT = "tgazsr_cli/engine/data/builtin"
+DEFAULT_OUT = "tgazsr_cli/data/builtin"
 FASHION_DIR = "/usr/share/datasets/fashion-mnist"
 FASHION_DEB = "dataset-fashion-mnist 0.0~git20200523.55506a9-1"
 FASHION_FILES = {

@@ -1,7 +1,7 @@
-"""Derive the mini world (emoji-pretrain, emoji-seen, emoji-unseen, symbola) shipped in tgazsr_cli/engine/data/builtin/.
+"""Derive the mini world (emoji-pretrain, emoji-seen, emoji-unseen, symbola) shipped in tgazsr_cli/data/builtin/.
 
     apt-get install -y fonts-noto-color-emoji fonts-symbola
-    python scripts/make_emoji_world.py --out tgazsr_cli/engine/data/builtin --seed 0
+    python scripts/make_emoji_world.py --out tgazsr_cli/data/builtin --seed 0
     python scripts/make_emoji_world.py --check
 
 Sources (needed only by this script, never by the project at run time): the two Debian fonts
@@ -61,7 +61,7 @@ from make_builtin_datasets import (  # the sibling script's writers, shared on p
 
 SIZE = 28
 SCRIPT = "scripts/make_emoji_world.py"
-DEFAULT_OUT = "tgazsr_cli/engine/data/builtin"
+DEFAULT_OUT = "tgazsr_cli/data/builtin"
 NOTO = Path("/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf")
 SYMBOLA = Path("/usr/share/fonts/truetype/ancient-scripts/Symbola_hint.ttf")
 NOTO_DEB = "fonts-noto-color-emoji 2.042-0+deb12u1"

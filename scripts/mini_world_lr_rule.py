@@ -1,4 +1,4 @@
-"""Choose the mini-world learning rate by one rule for every method (tgazsr_cli/engine/lr_rule.py): train every
+"""Choose the mini-world learning rate by one rule for every method (tgazsr_cli/analysis/lr_rule.py): train every
 recipe of tgazsr_cli/recipes/mini-world at each learning rate of the grid (seed 0, the protocol's schedule
 otherwise), evaluate all runs and the original model on the validation split of emoji-seen (600 images: other draws
 of the fine-tuning classes than the test split), clean and under the protocol's PGD-10 at 2/255, and print the
@@ -25,9 +25,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from tgazsr_cli.engine.lr_rule import gentlest_lr, grid_run_name, lr_choices, lr_rule_markdown, original_accuracy
-from tgazsr_cli.engine.recipe import load_recipe
-from tgazsr_cli.engine.resources import package_path
+from tgazsr_cli.analysis.lr_rule import gentlest_lr, grid_run_name, lr_choices, lr_rule_markdown, original_accuracy
+from tgazsr_cli.config.recipe import load_recipe
+from tgazsr_cli.runtime.resources import package_path
 
 VALIDATION = "emoji-seen"
 VALIDATION_IMAGES = 600  # the whole split (the recipes' own eval section samples 500)

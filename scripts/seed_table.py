@@ -13,7 +13,7 @@ import argparse
 import json
 from pathlib import Path
 
-from tgazsr_cli.engine.seeds import ranking, seed_markdown, seed_plot
+from tgazsr_cli.analysis.seeds import ranking, seed_markdown, seed_plot
 
 
 def main() -> None:

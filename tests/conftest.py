@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tgazsr_cli.engine.model import ClipClassifier, load_classifier
+from tgazsr_cli.models.classifier import ClipClassifier, load_classifier
 
 CLASSNAMES = ["red circle", "blue square", "green triangle", "yellow star"]
 TEMPLATES = ["a photo of a {}."]

@@ -44,7 +44,7 @@ def make_image_folder(root: Path, per_class: int = 6, size: int = 32) -> list[st
 def ctrl_c_at_step(step: int) -> Iterator[None]:
     """Inside the block, Trainer.train_step raises KeyboardInterrupt when the trainer is at `step`, as Ctrl-C
     landing in that step would; the real step is back after the block."""
-    from tgazsr_cli.engine.trainer import Trainer
+    from tgazsr_cli.training.loop import Trainer
 
     real_step = Trainer.train_step
 

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from tgazsr_cli.engine.adversarial import MIN_PNG_SIDE, save_example_pngs
+from tgazsr_cli.viz.examples import MIN_PNG_SIDE, save_example_pngs
 
 
 def test_pngs_are_enlarged_nearest_with_an_amplified_difference(tmp_path: Path) -> None:

@@ -7,11 +7,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tgazsr_cli.engine.attacks import ATTACKS, ThreatModel, get_attack, sanity_checks
-from tgazsr_cli.engine.attacks.apgd import apgd_checkpoints, dlr_loss, targeted_dlr_loss
-from tgazsr_cli.engine.attacks.fab import linf_box_projection
-from tgazsr_cli.engine.attacks.square import square_fraction
-from tgazsr_cli.engine.errors import UsageError
+from tgazsr_cli.attacks import ATTACKS, ThreatModel, get_attack, sanity_checks
+from tgazsr_cli.attacks.apgd import apgd_checkpoints, dlr_loss, targeted_dlr_loss
+from tgazsr_cli.attacks.fab import linf_box_projection
+from tgazsr_cli.attacks.square import square_fraction
+from tgazsr_cli.errors import UsageError
 
 ALL_ATTACKS = sorted(ATTACKS)
 QUERIES = {"square": 40}  # square's budget is its query count; everything else gets a few iterations

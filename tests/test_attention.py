@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from tgazsr_cli.engine.attention import minmax_per_image, normalize_tokens, text_guided_attention
+from tgazsr_cli.models.attention import minmax_per_image, normalize_tokens, text_guided_attention
 
 
 def hand_map(tokens: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
@@ -74,7 +74,7 @@ def test_flat_map_gives_zeros_and_finite_gradient() -> None:
 
 
 def test_model_tokens_give_maps_of_input_size(tiny_model, batch) -> None:
-    from tgazsr_cli.engine.attention import attention_for_labels
+    from tgazsr_cli.models.attention import attention_for_labels
 
     images, labels = batch
     tokens = tiny_model.encode_image_tokens(images)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from bench import gpu_suite
-from tgazsr_cli.engine.data import get_dataset_spec
-from tgazsr_cli.engine.recipe import find_recipe, load_recipe
+from tgazsr_cli.config.recipe import find_recipe, load_recipe
+from tgazsr_cli.data import get_dataset_spec
 
 
 def test_every_suite_dataset_states_its_scored_split_size() -> None:

@@ -22,11 +22,13 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from tgazsr_cli.engine import atomic, export, weights_file
-from tgazsr_cli.engine import checkpoint as ckpt
-from tgazsr_cli.engine.errors import RuntimeFailure, UsageError
+from tgazsr_cli.checkpoints import checkpoint as ckpt
+from tgazsr_cli.checkpoints import export
+from tgazsr_cli.errors import RuntimeFailure, UsageError
+from tgazsr_cli.runtime import atomic
+from tgazsr_cli.weights import files as weights_file
 
-CONFIG_DIR = Path(ckpt.__file__).parent / "model_configs"
+CONFIG_DIR = Path(ckpt.__file__).parents[1] / "models" / "configs"
 TINY_CFG: dict[str, Any] = json.loads((CONFIG_DIR / "tgazsr-tiny.json").read_text())
 PREPROCESS = {"mean": [0.48, 0.46, 0.41], "std": [0.27, 0.26, 0.28], "interpolation": "bicubic",
               "resize_mode": "shortest"}
@@ -205,7 +207,7 @@ def test_crash_mid_write_keeps_previous_file(tmp_path: Path, monkeypatch: pytest
 
 KILLER = textwrap.dedent("""
     import sys, torch
-    from tgazsr_cli.engine import checkpoint as ckpt
+    from tgazsr_cli.checkpoints import checkpoint as ckpt
     path = sys.argv[1]
     ckpt.save_checkpoint(path, model_state={"w": torch.zeros(1)}, metadata={"n": 0})
     print("ready", flush=True)

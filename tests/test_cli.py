@@ -9,8 +9,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from tgazsr_cli.checkpoints.checkpoint import read_metadata
 from tgazsr_cli.cli.app import main
-from tgazsr_cli.engine.checkpoint import read_metadata
 
 TRAIN = ["train", "--recipe", "tiny", "--set", "optim.max_steps=6", "--set", "train.save_every=3", "--epochs", "3"]
 
@@ -103,7 +103,7 @@ def test_visualize_attention_draws_a_panel(run_dir: Path, data_dir: Path, tmp_pa
 def test_export_loads_in_plain_open_clip_with_identical_logits(run_dir: Path, tmp_path: Path) -> None:
     import open_clip
 
-    from tgazsr_cli.engine.loading import load_model
+    from tgazsr_cli.checkpoints.loading import load_model
 
     out = tmp_path / "export"
     assert main(["export", str(run_dir), "-o", str(out)]) == 0

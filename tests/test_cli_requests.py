@@ -8,8 +8,11 @@ from typing import Any
 
 import pytest
 
+from tgazsr_cli.api import attack as attacking
+from tgazsr_cli.api import evaluate as evaluation
+from tgazsr_cli.api import train as training
+from tgazsr_cli.api import visualize as visualization
 from tgazsr_cli.cli.app import main
-from tgazsr_cli.engine import attacking, evaluation, training, visualization
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from tgazsr_cli.engine.data import (
+from tgazsr_cli.data import (
     DatasetSpec,
     build_transform,
     collate_skip_broken,
@@ -35,8 +35,8 @@ from tgazsr_cli.engine.data import (
     unregister_dataset,
     wnid_names,
 )
-from tgazsr_cli.engine.data.names import WNID_FILE, readable_classname
-from tgazsr_cli.engine.errors import RuntimeFailure, UsageError
+from tgazsr_cli.data.names import WNID_FILE, readable_classname
+from tgazsr_cli.errors import RuntimeFailure, UsageError
 
 FOLDERS = ["blue-square", "green_triangle", "red_circle"]  # sorted: label order of an image folder
 NAMES = ["blue square", "green triangle", "red circle"]
@@ -461,7 +461,7 @@ def test_broken_shipped_manifest_warns_or_raises(tmp_path: Path) -> None:
 
 
 def test_listing_names_does_not_import_datasets() -> None:
-    code = ("import sys, tgazsr_cli.engine.data as d; d.list_datasets(); d.get_dataset_spec('tinyimagenet'); "
+    code = ("import sys, tgazsr_cli.data as d; d.list_datasets(); d.get_dataset_spec('tinyimagenet'); "
             "print('datasets' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

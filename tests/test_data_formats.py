@@ -17,8 +17,8 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from tgazsr_cli.engine.data import get_dataset_spec, load_image_dataset
-from tgazsr_cli.engine.errors import RuntimeFailure, UsageError
+from tgazsr_cli.data import get_dataset_spec, load_image_dataset
+from tgazsr_cli.errors import RuntimeFailure, UsageError
 
 SIZE = 24
 PER_CLASS = 3

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from tgazsr_cli.engine.data import get_dataset_spec, list_datasets, load_image_dataset
-from tgazsr_cli.engine.data.classfiles import TEMPLATES_FILE, imagenet_wnids, read_lines
-from tgazsr_cli.engine.data.names import CLASSNAMES_DIR
-from tgazsr_cli.engine.data.specs import ALL_SPLITS
-from tgazsr_cli.engine.errors import RuntimeFailure, UsageError
-from tgazsr_cli.engine.recipe import load_recipe
+from tgazsr_cli.config.recipe import load_recipe
+from tgazsr_cli.data import get_dataset_spec, list_datasets, load_image_dataset
+from tgazsr_cli.data.classfiles import TEMPLATES_FILE, imagenet_wnids, read_lines
+from tgazsr_cli.data.names import CLASSNAMES_DIR
+from tgazsr_cli.data.specs import ALL_SPLITS
+from tgazsr_cli.errors import RuntimeFailure, UsageError
 
 PAPER_ORDER = ["tinyimagenet", "cifar10", "cifar100", "stl10", "sun397", "food101", "pets", "flowers102", "dtd",
                "eurosat", "aircraft", "imagenet", "caltech101", "caltech256", "cars", "pcam"]

@@ -11,11 +11,11 @@ import torch
 import torch.multiprocessing as mp
 
 from tests.helpers import make_image_folder
-from tgazsr_cli.engine import distributed as dist
-from tgazsr_cli.engine.checkpoint import load_checkpoint
-from tgazsr_cli.engine.errors import UsageError
-from tgazsr_cli.engine.recipe import load_recipe
-from tgazsr_cli.engine.trainer import Trainer, TrainingInterrupted
+from tgazsr_cli.checkpoints.checkpoint import load_checkpoint
+from tgazsr_cli.config.recipe import load_recipe
+from tgazsr_cli.errors import UsageError
+from tgazsr_cli.runtime import distributed as dist
+from tgazsr_cli.training.loop import Trainer, TrainingInterrupted
 
 WORLD = 2
 STEPS = 6

@@ -13,13 +13,13 @@ import torch
 from torch import nn
 
 from tests.conftest import CLASSNAMES, TEMPLATES
-from tgazsr_cli.engine.attacks import ThreatModel
-from tgazsr_cli.engine.data import ImageClassificationData
-from tgazsr_cli.engine.errors import UsageError
-from tgazsr_cli.engine.eval_suites import resolve_suites
-from tgazsr_cli.engine.evaluator import evaluate_attacks
-from tgazsr_cli.engine.model import ClipClassifier
-from tgazsr_cli.engine.report import csv_report, markdown_report
+from tgazsr_cli.attacks import ThreatModel
+from tgazsr_cli.data import ImageClassificationData
+from tgazsr_cli.errors import UsageError
+from tgazsr_cli.evaluation.report import csv_report, markdown_report
+from tgazsr_cli.evaluation.robust_accuracy import evaluate_attacks
+from tgazsr_cli.evaluation.suites import resolve_suites
+from tgazsr_cli.models.classifier import ClipClassifier
 
 
 class TensorDataset(torch.utils.data.Dataset):
@@ -156,7 +156,7 @@ def test_unknown_attack_or_suite_names_are_usage_errors(tiny_model) -> None:
 
 
 def test_records_become_paper_tables_csv_and_json(tiny_model, tmp_path: Path) -> None:
-    from tgazsr_cli.engine.report import write_reports
+    from tgazsr_cli.evaluation.report import write_reports
 
     data = make_data(tiny_model, n=20)
     records = [r.to_dict() for r in evaluate_attacks(tiny_model, data, model_label="tiny", attacks=["pgd", "cw"],
@@ -191,7 +191,7 @@ def test_broken_images_are_skipped_and_counted_or_fail_the_run(tmp_path: Path,
 
 
 def test_text_features_are_cached_on_disk_per_tower_and_prompt_set(tiny_model, tmp_path: Path) -> None:
-    from tgazsr_cli.engine.model import load_classifier
+    from tgazsr_cli.models.classifier import load_classifier
 
     cache = tiny_model.use_disk_cache(tmp_path)
     first = tiny_model.class_text_features(["cat", "dog"], ["a photo of a {}."])
@@ -224,9 +224,9 @@ def test_a_corrupt_cache_entry_is_recomputed(tiny_model, tmp_path: Path) -> None
 def test_fp16_gradient_underflow_on_the_mini_clip_is_flagged() -> None:
     """Measured (docs/attacks.md): fp16 autocast zeroes most input-gradient entries of the shipped mini CLIP, and
     its PGD robust accuracy then overstates robustness; the zero-gradient check runs in the attack's precision."""
-    from tgazsr_cli.engine.attacks.sanity import zero_gradient_warning
-    from tgazsr_cli.engine.data import load_image_dataset
-    from tgazsr_cli.engine.model import load_classifier
+    from tgazsr_cli.attacks.sanity import zero_gradient_warning
+    from tgazsr_cli.data import load_image_dataset
+    from tgazsr_cli.models.classifier import load_classifier
 
     model = load_classifier("tgazsr-mini", "tgazsr:mini-clip")
     data = load_image_dataset("digits", split="test", image_size=model.image_size, limit=16, seed=0)

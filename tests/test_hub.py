@@ -13,12 +13,12 @@ import yaml
 
 from tests.helpers import make_image_folder
 from tests.hubcache import fill_hub_cache, use_offline_cache
+from tgazsr_cli.checkpoints.export import export_open_clip
+from tgazsr_cli.checkpoints.loading import load_model
 from tgazsr_cli.cli.app import main
-from tgazsr_cli.engine.errors import RuntimeFailure
-from tgazsr_cli.engine.export import export_open_clip
-from tgazsr_cli.engine.loading import load_model
-from tgazsr_cli.engine.model import load_classifier
-from tgazsr_cli.engine.pretrained import build_clip, resolve_model_spec
+from tgazsr_cli.errors import RuntimeFailure
+from tgazsr_cli.models.building import build_clip, resolve_model_spec
+from tgazsr_cli.models.classifier import load_classifier
 
 REPO = "test-org/tiny"
 IMAGES = torch.rand(3, 3, 28, 28, generator=torch.Generator().manual_seed(0))

@@ -13,10 +13,10 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from tgazsr_cli.engine import hub_files
-from tgazsr_cli.engine.errors import RuntimeFailure
-from tgazsr_cli.engine.model import load_classifier
-from tgazsr_cli.engine.pretrained import build_clip, resolve_model_spec
+from tgazsr_cli.errors import RuntimeFailure
+from tgazsr_cli.models.building import build_clip, resolve_model_spec
+from tgazsr_cli.models.classifier import load_classifier
+from tgazsr_cli.weights import hub as hub_files
 
 TAG_CFG = {"hf_hub": "tgazsr-test/tiny-clip/", "quick_gelu": False}
 
@@ -25,7 +25,7 @@ def test_offline_pretrained_tag_fails_fast_in_one_line(tmp_path: Path) -> None:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path / "hub"), "OMP_NUM_THREADS": "1",
            "HOME": str(tmp_path)}  # an empty cache: nothing to fall back on
     started = time.monotonic()  # what the heavy imports alone take on this machine now (busy or not)
-    subprocess.run([sys.executable, "-c", "import open_clip, tgazsr_cli.engine.model"], check=True, env=env)
+    subprocess.run([sys.executable, "-c", "import open_clip, tgazsr_cli.models.classifier"], check=True, env=env)
     imports = time.monotonic() - started
     started = time.monotonic()
     result = subprocess.run([sys.executable, "-m", "tgazsr_cli", "convert", "--model", "ViT-B-32",

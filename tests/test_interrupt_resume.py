@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tgazsr_cli.engine.checkpoint import load_checkpoint, step_checkpoints
+from tgazsr_cli.checkpoints.checkpoint import load_checkpoint, step_checkpoints
 
 STEPS = 30
 ENV = {"OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}

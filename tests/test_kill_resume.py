@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from tests.helpers import make_image_folder
-from tgazsr_cli.engine.checkpoint import load_checkpoint, step_checkpoints
+from tgazsr_cli.checkpoints.checkpoint import load_checkpoint, step_checkpoints
 
 pytestmark = pytest.mark.slow  # subprocesses / minutes of training: `make test-fast` skips it
 

@@ -8,14 +8,14 @@ import pytest
 import torch
 
 from tests.helpers import ctrl_c_at_step
+from tgazsr_cli.checkpoints import checkpoint as ckpt
+from tgazsr_cli.checkpoints.loading import load_model
 from tgazsr_cli.cli.app import main
-from tgazsr_cli.engine import checkpoint as ckpt
-from tgazsr_cli.engine.errors import UsageError
-from tgazsr_cli.engine.loading import load_model
-from tgazsr_cli.engine.lora import has_adapters, is_adapted, select_trainable, trainable_mode
-from tgazsr_cli.engine.methods import METHODS, build_method
-from tgazsr_cli.engine.recipe import load_recipe
-from tgazsr_cli.engine.trainer import Trainer, TrainingInterrupted
+from tgazsr_cli.config.recipe import load_recipe
+from tgazsr_cli.errors import UsageError
+from tgazsr_cli.methods import METHODS, build_method
+from tgazsr_cli.models.lora import has_adapters, is_adapted, select_trainable, trainable_mode
+from tgazsr_cli.training.loop import Trainer, TrainingInterrupted
 
 IMAGES = torch.rand(4, 3, 28, 28, generator=torch.Generator().manual_seed(2))
 ATTENTION_BASE = ("in_proj_weight", "out_proj.weight")  # peft re-derives these by subtraction every forward

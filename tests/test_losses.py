@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from tgazsr_cli.engine.losses import attention_distance, zero_shot_cross_entropy
+from tgazsr_cli.methods.losses import attention_distance, zero_shot_cross_entropy
 
 A = torch.tensor([[0.0, 1.0, 0.5, 0.5], [1.0, 1.0, 0.0, 0.0]])
 B = torch.tensor([[0.0, 0.0, 0.5, 0.5], [0.0, 1.0, 0.0, 1.0]])

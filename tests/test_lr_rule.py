@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from tgazsr_cli.engine.errors import UsageError
-from tgazsr_cli.engine.lr_rule import (
+from tgazsr_cli.analysis.lr_rule import (
     gentlest_lr,
     grid_run_name,
     lr_choices,
     lr_rule_markdown,
     original_accuracy,
 )
+from tgazsr_cli.errors import UsageError
 
 
 def record(model: str, clean: float, robust: float, dataset: str = "emoji-seen", attack: str = "pgd") -> dict:

@@ -9,11 +9,11 @@ import torch
 import torch.nn.functional as F
 
 from tests.test_methods import perturb
-from tgazsr_cli.engine.attacks import ThreatModel
-from tgazsr_cli.engine.attacks.pgd import maximize, pgd
-from tgazsr_cli.engine.attention import text_guided_attention
-from tgazsr_cli.engine.methods import build_method
-from tgazsr_cli.engine.recipe import load_recipe
+from tgazsr_cli.attacks import ThreatModel
+from tgazsr_cli.attacks.pgd import maximize, pgd
+from tgazsr_cli.config.recipe import load_recipe
+from tgazsr_cli.methods import build_method
+from tgazsr_cli.models.attention import text_guided_attention
 
 THREAT = ThreatModel(eps=4, steps=2, step_size=2)
 ATTACK = ["attack.eps=4", "attack.steps=2", "attack.step_size=2"]
@@ -139,7 +139,7 @@ def test_clip_pretrain_loss_formula(tiny_model, batch) -> None:
 
 
 def test_agft_soft_cross_entropy_on_fixed_tensors() -> None:
-    from tgazsr_cli.engine.methods.agft import soft_cross_entropy
+    from tgazsr_cli.methods.agft import soft_cross_entropy
 
     logits = torch.tensor([[0.0, math.log(3.0)]])  # softmax = (1/4, 3/4)
     targets = torch.tensor([[0.5, 0.5]])
@@ -172,7 +172,7 @@ def test_agft_is_soft_target_ce_at_the_training_scale(tiny_model, batch, logit_s
 
 
 def test_ucat_dirichlet_kl_and_weight_on_fixed_tensors() -> None:
-    from tgazsr_cli.engine.methods.ucat import UcatOptions, concentrations, dirichlet_kl
+    from tgazsr_cli.methods.ucat import UcatOptions, concentrations, dirichlet_kl
 
     # KL(Dir(1, 2) || Dir(2, 1)) = digamma(2) - digamma(1) = 1 (the lgamma terms cancel)
     kl = dirichlet_kl(torch.tensor([[1.0, 2.0]]), torch.tensor([[2.0, 1.0]]))

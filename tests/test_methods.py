@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tgazsr_cli.engine.attacks import ThreatModel
-from tgazsr_cli.engine.attacks.pgd import pgd
-from tgazsr_cli.engine.attention import text_guided_attention
-from tgazsr_cli.engine.methods import METHODS, build_method
-from tgazsr_cli.engine.recipe import load_recipe
+from tgazsr_cli.attacks import ThreatModel
+from tgazsr_cli.attacks.pgd import pgd
+from tgazsr_cli.config.recipe import load_recipe
+from tgazsr_cli.methods import METHODS, build_method
+from tgazsr_cli.models.attention import text_guided_attention
 
 
 def perturb(model, scale: float = 1e-2) -> None:

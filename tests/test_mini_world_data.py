@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from tests.test_method_formulas import method_for
-from tgazsr_cli.engine.data import BUILTIN_ROOT, list_datasets, load_image_dataset
+from tgazsr_cli.data import BUILTIN_ROOT, list_datasets, load_image_dataset
 
 WORLD = {"emoji-pretrain": {"train"}, "emoji-seen": {"train", "val", "test"}, "emoji-unseen": {"test"},
          "symbola": {"test"}}

@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 import torch
 
+from tgazsr_cli.checkpoints import checkpoint as ckpt
+from tgazsr_cli.checkpoints.loading import load_tgazsr_checkpoint
 from tgazsr_cli.cli.app import main
-from tgazsr_cli.engine import checkpoint as ckpt
-from tgazsr_cli.engine.errors import UsageError
-from tgazsr_cli.engine.loading import load_tgazsr_checkpoint
-from tgazsr_cli.engine.model import load_classifier
-from tgazsr_cli.engine.openai_weights import OPENAI, OTHER, TORCHSCRIPT, weights_kind
-from tgazsr_cli.engine.pretrained import build_clip, resolve_model_spec
+from tgazsr_cli.errors import UsageError
+from tgazsr_cli.models.building import build_clip, resolve_model_spec
+from tgazsr_cli.models.classifier import load_classifier
+from tgazsr_cli.weights.openai import OPENAI, OTHER, TORCHSCRIPT, weights_kind
 
 
 def tiny_state(seed: int) -> dict[str, torch.Tensor]:

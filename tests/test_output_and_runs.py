@@ -9,10 +9,10 @@ import pytest
 from PIL import Image
 
 from tests.helpers import make_image_folder
+from tgazsr_cli.api import evaluate as evaluation
+from tgazsr_cli.api.attack import spread_indices
 from tgazsr_cli.cli.app import main
 from tgazsr_cli.cli.console import PlainProgress
-from tgazsr_cli.engine import evaluation
-from tgazsr_cli.engine.attacking import spread_indices
 
 TRAIN = ["train", "--recipe", "tiny", "--set", "optim.max_steps=3", "--set", "data.batch_size=8"]
 
@@ -107,7 +107,7 @@ def test_broken_images_are_counted_in_the_report(run_dir: Path, data_dir: Path, 
 
 def test_visualize_takes_class_names_from_the_table_without_data(run_dir: Path, tmp_path: Path,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    import tgazsr_cli.engine.data.loading as loading
+    import tgazsr_cli.data.loading as loading
 
     def no_data(*_: object, **__: object) -> None:
         raise AssertionError("visualize-attention read a dataset")
@@ -158,8 +158,7 @@ def test_warnings_are_one_line(tmp_path: Path) -> None:
 def test_pick_from_prefers_an_example_that_fools_only_the_original(monkeypatch: pytest.MonkeyPatch) -> None:
     from types import SimpleNamespace
 
-    from tgazsr_cli.engine import visualization
-
+    from tgazsr_cli.api import visualize as visualization
     def row(shift: float, adversarial: str) -> SimpleNamespace:
         return SimpleNamespace(map_shift=shift, adversarial_prediction=adversarial, map_class="cat")
 

@@ -26,8 +26,8 @@ def shipped(pattern: str) -> set[str]:
     return {p.relative_to(ROOT).as_posix() for p in PACKAGE.rglob(pattern) if "__pycache__" not in p.parts}
 
 
-@pytest.mark.parametrize("pattern", ["recipes/**/*.yaml", "engine/weights/*.safetensors", "engine/model_configs/*.json",
-                                     "engine/data/classnames/*.txt", "engine/data/builtin/**/*"])
+@pytest.mark.parametrize("pattern", ["recipes/**/*.yaml", "models/shipped/*.safetensors", "models/configs/*.json",
+                                     "data/classnames/*.txt", "data/builtin/**/*"])
 def test_the_wheel_holds_every_runtime_file(wheel: zipfile.ZipFile, pattern: str) -> None:
     expected = {p for p in shipped(pattern) if (ROOT / p).is_file()}
     assert expected, f"nothing in the tree matches {pattern}"

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from tgazsr_cli.engine.visualize import PanelRow, draw_panel
+from tgazsr_cli.viz.attention_panel import PanelRow, draw_panel
 
 
 def test_panel_has_a_colour_bar_beside_the_maps(tmp_path: Path) -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tgazsr_cli.engine.attacks import ThreatModel, get_attack
-from tgazsr_cli.engine.attacks.pgd import cw_margin_sum
-from tgazsr_cli.engine.errors import UsageError
+from tgazsr_cli.attacks import ThreatModel, get_attack
+from tgazsr_cli.attacks.pgd import cw_margin_sum
+from tgazsr_cli.errors import UsageError
 
 
 def own_predictions(model, images):

@@ -13,9 +13,9 @@ import torch
 
 from tests.helpers import make_image_folder
 from tgazsr_cli.cli.app import main
-from tgazsr_cli.engine.errors import UsageError
-from tgazsr_cli.engine.model import load_classifier
-from tgazsr_cli.engine.pretrained import build_clip, pretrained_layers, resolve_model_spec
+from tgazsr_cli.errors import UsageError
+from tgazsr_cli.models.building import build_clip, pretrained_layers, resolve_model_spec
+from tgazsr_cli.models.classifier import load_classifier
 
 
 def tiny_clip(seed: int) -> torch.nn.Module:

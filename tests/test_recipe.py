@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from tgazsr_cli.engine.errors import UsageError
-from tgazsr_cli.engine.recipe import Recipe, find_recipe, load_recipe
+from tgazsr_cli.config.recipe import Recipe, find_recipe, load_recipe
+from tgazsr_cli.errors import UsageError
 
 
 def test_defaults_are_the_papers_tga_zsr_row() -> None:

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from tgazsr_cli.engine.methods import get_method
-from tgazsr_cli.engine.recipe import build_section, load_recipe
+from tgazsr_cli.config.recipe import build_section, load_recipe
+from tgazsr_cli.methods import get_method
 
 AGFT, UCAT, FARE = "YuboCui/AGFT", "VivienLu/UCAT", "chs20/RobustVLM"
 AGFT_SETS = frozenset({"caltech101", "caltech256", "cifar10", "cifar100", "dtd", "eurosat", "aircraft", "flowers102",
@@ -161,7 +161,7 @@ def test_ucat_weight_from_the_paper_recipe_is_tau_over_exp_softplus() -> None:
     ("ucat", {"target_concentration": -0.1}, "target_concentration must be > 0"),
 ])
 def test_bad_method_options_are_one_line_usage_errors(method: str, options: dict[str, Any], message: str) -> None:
-    from tgazsr_cli.engine.errors import UsageError
+    from tgazsr_cli.errors import UsageError
 
     with pytest.raises(UsageError, match=message):
         build_section(get_method(method).Options, options, "method_options.")

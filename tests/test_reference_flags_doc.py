@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from tgazsr_cli.engine.attacks import ATTACKS, SUITES
-from tgazsr_cli.engine.data import list_datasets
-from tgazsr_cli.engine.eval_suites import dataset_suites
-from tgazsr_cli.engine.recipe import RECIPES_DIR
+from tgazsr_cli.attacks import ATTACKS, SUITES
+from tgazsr_cli.config.recipe import RECIPES_DIR
+from tgazsr_cli.data import list_datasets
+from tgazsr_cli.evaluation.suites import dataset_suites
 
 DOC = (Path(__file__).parents[1] / "docs" / "reference-flags.md").read_text(encoding="utf-8")
 

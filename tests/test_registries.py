@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from tgazsr_cli.engine.attacks import ATTACKS, register_attack
-from tgazsr_cli.engine.data import get_dataset_spec, list_datasets, register_dataset
-from tgazsr_cli.engine.errors import UsageError
-from tgazsr_cli.engine.methods import METHODS, TrainingMethod, register_method
+from tgazsr_cli.attacks import ATTACKS, register_attack
+from tgazsr_cli.data import get_dataset_spec, list_datasets, register_dataset
+from tgazsr_cli.errors import UsageError
+from tgazsr_cli.methods import METHODS, TrainingMethod, register_method
 
 
 @pytest.mark.parametrize("name", list_datasets())
@@ -45,8 +45,8 @@ def test_attack_entries_carry_their_help_and_class_minimum() -> None:
 
 
 def test_the_source_catalogue_equals_the_imported_registries() -> None:
-    from tgazsr_cli.engine.attacks import SUITE_HELP
-    from tgazsr_cli.engine.catalog import declared_attacks, declared_methods, declared_suites
+    from tgazsr_cli.attacks import SUITE_HELP
+    from tgazsr_cli.runtime.catalog import declared_attacks, declared_methods, declared_suites
 
     assert [(m.name, m.help, m.source) for m in declared_methods()] == \
         [(name, cls.description, cls.source) for name, cls in sorted(METHODS.items())]
@@ -56,8 +56,8 @@ def test_the_source_catalogue_equals_the_imported_registries() -> None:
 
 
 def test_attack_help_states_the_constants_the_code_uses() -> None:
-    from tgazsr_cli.engine.attacks.apgd import DEFAULT_TARGETS
-    from tgazsr_cli.engine.attacks.pgd import CW_KAPPA
+    from tgazsr_cli.attacks.apgd import DEFAULT_TARGETS
+    from tgazsr_cli.attacks.pgd import CW_KAPPA
 
     assert f"top-{DEFAULT_TARGETS} " in ATTACKS["apgd-t"].help and f"top-{DEFAULT_TARGETS} " in ATTACKS["fab-t"].help
     assert f"kappa {CW_KAPPA:g} " in ATTACKS["cw"].help

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tgazsr_cli.engine import checkpoint as ckpt
-from tgazsr_cli.engine.errors import UsageError
-from tgazsr_cli.engine.loading import load_model
-from tgazsr_cli.engine.recipe import load_recipe, recipe_from_dict
-from tgazsr_cli.engine.recipe_legacy import LegacyLayoutWarning
+from tgazsr_cli.checkpoints import checkpoint as ckpt
+from tgazsr_cli.checkpoints.loading import load_model
+from tgazsr_cli.config.legacy import LegacyLayoutWarning
+from tgazsr_cli.config.recipe import load_recipe, recipe_from_dict
+from tgazsr_cli.errors import UsageError
 
 RELEASE = Path(__file__).parent / "fixtures" / "release-0.1.0"
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tgazsr_cli.engine.report import averages, markdown_report, tradeoff_plot
+from tgazsr_cli.evaluation.report import averages, markdown_report, tradeoff_plot
 
 THREAT = {"eps": 1.0, "steps": 100, "step_size": 1.0, "restarts": 1, "random_start": True, "precision": "fp32"}
 
@@ -49,7 +49,7 @@ def test_tradeoff_plot_is_a_png_with_one_point_per_model(tmp_path: Path) -> None
 def test_plot_draws_one_colour_per_model_and_a_point_per_attack(tmp_path: Path) -> None:
     from matplotlib.colors import to_rgb
 
-    from tgazsr_cli.engine.report import SERIES_COLOURS, tradeoff_points
+    from tgazsr_cli.evaluation.report import SERIES_COLOURS, tradeoff_points
 
     records = [{**record(model, d, 50 + i, 10 + i), "attack": attack}
                for i, model in enumerate(["clip", "tecoa", "tga"]) for d in ("a", "b") for attack in ("pgd", "cw")]
@@ -66,7 +66,7 @@ def test_plot_draws_one_colour_per_model_and_a_point_per_attack(tmp_path: Path) 
 
 
 def test_csv_and_summary_carry_averages_and_the_harmonic_mean() -> None:
-    from tgazsr_cli.engine.report import csv_report, harmonic_mean, summary
+    from tgazsr_cli.evaluation.report import csv_report, harmonic_mean, summary
 
     rows = {(r.model, r.attack): r for r in summary(RECORDS)}
     assert rows[("tga", "pgd")].clean == 60 and rows[("tga", "pgd")].robust == 35
@@ -85,7 +85,7 @@ def test_plot_title_breaks_between_phrases_and_names_stay_inside_the_axes() -> N
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from tgazsr_cli.engine.report import _label_points, _subtitle_lines, threat_line
+    from tgazsr_cli.evaluation.report import _label_points, _subtitle_lines, threat_line
 
     records = [*RECORDS, *({**r, "attack": "cw"} for r in RECORDS)]
     lines = _subtitle_lines(threat_line(records).replace("Threat model — ", ""))

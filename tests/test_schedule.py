@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from tgazsr_cli.engine.schedule import learning_rate
+from tgazsr_cli.training.schedule import learning_rate
 
 
 def test_linear_warmup_then_half_cosine_to_zero() -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tgazsr_cli.engine.seeds import group_name, ranking, seed_markdown, seed_plot, seed_table
+from tgazsr_cli.analysis.seeds import group_name, ranking, seed_markdown, seed_plot, seed_table
 
 
 def record(model: str, dataset: str, clean: float, robust: float) -> dict:

@@ -8,7 +8,7 @@ import json
 import pytest
 import torch
 
-from tgazsr_cli.engine.data import BUILTIN_ROOT, list_datasets, load_image_dataset
+from tgazsr_cli.data import BUILTIN_ROOT, list_datasets, load_image_dataset
 
 SHIPPED = {"fashion-mnist-a": (3000, 1000, 5), "fashion-mnist-b": (3000, 1000, 5), "digits": (1258, 539, 10),
            "shapes": (2250, 900, 9)}

@@ -12,10 +12,10 @@ import pytest
 import torch
 
 from tests.helpers import make_image_folder
-from tgazsr_cli.engine.errors import RuntimeFailure
-from tgazsr_cli.engine.recipe import load_recipe
-from tgazsr_cli.engine.step_stats import keep_fused, masked_step
-from tgazsr_cli.engine.trainer import Trainer
+from tgazsr_cli.config.recipe import load_recipe
+from tgazsr_cli.errors import RuntimeFailure
+from tgazsr_cli.training.loop import Trainer
+from tgazsr_cli.training.step_stats import keep_fused, masked_step
 
 # every Tensor method that hands a value to Python (and so, on CUDA, waits for the device)
 SYNCING = ("item", "tolist", "numpy", "cpu", "__bool__", "__float__", "__int__", "__index__", "__array__")

@@ -8,9 +8,9 @@ import pytest
 import torch
 from torch import nn
 
-from tgazsr_cli.engine.attacks import ATTACKS, SUITES, ThreatModel, get_attack, get_suite, run_suite
-from tgazsr_cli.engine.attacks.suites import broken_by, run_suite_detailed
-from tgazsr_cli.engine.errors import RuntimeFailure, UsageError
+from tgazsr_cli.attacks import ATTACKS, SUITES, ThreatModel, get_attack, get_suite, run_suite
+from tgazsr_cli.attacks.suites import broken_by, run_suite_detailed
+from tgazsr_cli.errors import RuntimeFailure, UsageError
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

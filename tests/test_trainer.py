@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from tests.helpers import ctrl_c_at_step, make_image_folder
-from tgazsr_cli.engine.errors import RuntimeFailure, UsageError
-from tgazsr_cli.engine.recipe import load_recipe
-from tgazsr_cli.engine.trainer import Trainer, TrainingInterrupted, epoch_batches
+from tgazsr_cli.config.recipe import load_recipe
+from tgazsr_cli.errors import RuntimeFailure, UsageError
+from tgazsr_cli.training.loop import Trainer, TrainingInterrupted, epoch_batches
 
 
 def recipe_for(data_dir: Path, *extra: str):

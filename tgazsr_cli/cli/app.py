@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code; every failure is one line on stderr unless -v is given."""
     args = list(sys.argv[1:] if argv is None else argv)
     verbose = "-v" in args or "--verbose" in args
-    from tgazsr_cli.engine.errors import TgazsrError
+    from tgazsr_cli.errors import TgazsrError
 
     try:
         result = app(args=args, prog_name="tgazsr", standalone_mode=False)

@@ -34,8 +34,8 @@ def attack(
     force: opt.Force = False,
 ) -> None:
     """Attack examples of a dataset and write them as PNGs, one safetensors file and predictions.json."""
-    from tgazsr_cli.engine.attacking import AttackRequest, run_attack
-    from tgazsr_cli.engine.attacks import ThreatModel
+    from tgazsr_cli.api.attack import AttackRequest, run_attack
+    from tgazsr_cli.attacks import ThreatModel
 
     threat = ThreatModel(eps=eps, steps=steps, step_size=step_size, restarts=restarts,
                          precision=attack_precision, seed=seed)

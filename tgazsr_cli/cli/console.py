@@ -105,7 +105,7 @@ class PlainProgress:
 @contextlib.contextmanager
 def make_progress() -> Iterator[Any]:
     """Rich bars on a terminal, plain lines otherwise, nothing on ranks other than 0 under torchrun."""
-    from tgazsr_cli.engine.progress import SilentProgress
+    from tgazsr_cli.runtime.progress import SilentProgress
 
     if int(os.environ.get("RANK", "0")) != 0:
         yield SilentProgress()

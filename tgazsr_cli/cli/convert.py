@@ -20,11 +20,11 @@ def convert(
     force: Annotated[bool, opt.flag("--force", help="Overwrite an existing output file.")] = False,
 ) -> None:
     """Convert published robust-CLIP weights into a tgazsr checkpoint (read with weights_only=True)."""
-    from tgazsr_cli.engine.convert import check_output
+    from tgazsr_cli.api.convert import check_output
 
     check_output(output, force)  # before torch is imported
 
-    from tgazsr_cli.engine.convert import convert_weights
+    from tgazsr_cli.api.convert import convert_weights
 
     written = convert_weights(model, pretrained, output, logit_scale=logit_scale, force=force)
     console.print(f"wrote {written} ({model}, weights {pretrained}); evaluate it with "

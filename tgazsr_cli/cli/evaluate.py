@@ -55,7 +55,7 @@ def evaluate(
 
     Settings resolve as: defaults < the eval section of --recipe (else of the first checkpoint's recipe) < flags.
     """
-    from tgazsr_cli.engine.evaluation import EvalRequest, check_request, split_names
+    from tgazsr_cli.api.evaluate import EvalRequest, check_request, split_names
 
     given = {"split": split, "eps": eps, "steps": steps, "step_size": step_size, "precision": attack_precision,
              "batch_size": batch_size, "limit": limit, "seed": seed, "data_dir": data_dir}
@@ -67,8 +67,8 @@ def evaluate(
         output=output, force=force)
     check_request(request)  # usage errors before torch is imported
 
-    from tgazsr_cli.engine.evaluation import run_evaluation
-    from tgazsr_cli.engine.report import markdown_report
+    from tgazsr_cli.api.evaluate import run_evaluation
+    from tgazsr_cli.evaluation.report import markdown_report
 
     with make_progress() as progress:
         result = run_evaluation(request, progress)

@@ -19,14 +19,14 @@ def _table(title: str, columns: list[str], rows: list[list[str]]) -> None:
 
 def methods() -> None:
     """List the training methods with their source."""
-    from tgazsr_cli.engine.catalog import declared_methods  # read without importing torch
+    from tgazsr_cli.runtime.catalog import declared_methods  # read without importing torch
 
     _table("methods", ["name", "description", "source"], [[m.name, m.help, m.source] for m in declared_methods()])
 
 
 def attacks() -> None:
     """List the attacks and the attack suites."""
-    from tgazsr_cli.engine.catalog import declared_attacks, declared_suites  # read without importing torch
+    from tgazsr_cli.runtime.catalog import declared_attacks, declared_suites  # read without importing torch
 
     rows = [[attack.name, "attack", attack.help] for attack in declared_attacks()]
     rows += [[name, "suite", text] for name, text in declared_suites().items()]
@@ -35,7 +35,7 @@ def attacks() -> None:
 
 def datasets() -> None:
     """List the registered datasets (any local folder or hf:ORG/NAME works too)."""
-    from tgazsr_cli.engine.data import get_dataset_spec, list_datasets
+    from tgazsr_cli.data import get_dataset_spec, list_datasets
 
     rows = []
     for name in list_datasets():
@@ -51,7 +51,7 @@ def models(
     """List the open_clip model names (including tgazsr-tiny and tgazsr-mini)."""
     import open_clip
 
-    from tgazsr_cli.engine.pretrained import register_builtin_configs
+    from tgazsr_cli.models.building import register_builtin_configs
 
     register_builtin_configs()
     rows = [[name, ", ".join(open_clip.list_pretrained_tags_by_model(name)) if pretrained else ""]
@@ -63,7 +63,7 @@ def recipes() -> None:
     """List the built-in recipes."""
     import yaml
 
-    from tgazsr_cli.engine.recipe import RECIPES_DIR
+    from tgazsr_cli.config.recipe import RECIPES_DIR
 
     rows = []
     for path in sorted(RECIPES_DIR.rglob("*.yaml")):

@@ -58,7 +58,7 @@ def train(
 
     Settings resolve as: built-in defaults < --recipe file < --set key=value < explicit flags.
     """
-    from tgazsr_cli.engine.training import TrainRequest, plan_training
+    from tgazsr_cli.api.train import TrainRequest, plan_training
 
     flags = {
         "method": method, "data.dataset": dataset, "data.data_dir": data_dir, "model.name": model,
@@ -77,8 +77,8 @@ def train(
         console.print(f"{plan.run_dir} is complete (final checkpoint at step {plan.complete_at}); nothing to do")
         return
 
-    from tgazsr_cli.engine.trainer import TrainingInterrupted
-    from tgazsr_cli.engine.training import run_training, world_description
+    from tgazsr_cli.api.train import run_training, world_description
+    from tgazsr_cli.training.loop import TrainingInterrupted
 
     console.print(f"[bold]{plan.recipe.method}[/bold] on {plan.recipe.data.dataset} → {plan.run_dir}"
                   f"{world_description()}")
@@ -107,11 +107,11 @@ def export(
         help="Folder ready to upload to the Hugging Face hub: open_clip files plus a model card README.md.")] = None,
 ) -> None:
     """Export a checkpoint as an open_clip folder that plain open_clip loads (`local-dir:` or, uploaded, `hf-hub:`)."""
-    from tgazsr_cli.engine.export import check_export_folder
+    from tgazsr_cli.checkpoints.export import check_export_folder
 
     folder = check_export_folder(output, hub_dir)  # before torch is imported
 
-    from tgazsr_cli.engine.export import export_checkpoint
+    from tgazsr_cli.checkpoints.export import export_checkpoint
 
     path, folder = export_checkpoint(checkpoint, folder, model_card=hub_dir is not None)
     console.print(f"exported {path} → {folder}; load with open_clip.create_model('local-dir:{folder}')")

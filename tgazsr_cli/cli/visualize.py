@@ -38,8 +38,8 @@ def visualize_attention(
     output: Annotated[Path, typer.Option("--output", "-o", help="PNG file to write.")] = Path("attention.png"),
 ) -> None:
     """Draw an image's text-guided attention map, clean and adversarial, for each model in one PNG panel."""
-    from tgazsr_cli.engine.threat import ThreatModel
-    from tgazsr_cli.engine.visualization import VisualizeRequest, check_request
+    from tgazsr_cli.api.visualize import VisualizeRequest, check_request
+    from tgazsr_cli.attacks.threat import ThreatModel
 
     request = VisualizeRequest(
         image=image, checkpoint=checkpoint, model=model, pretrained=pretrained,
@@ -49,7 +49,7 @@ def visualize_attention(
         device=device, output=output)
     check_request(request)  # usage errors before torch is imported
 
-    from tgazsr_cli.engine.visualization import run_visualization
+    from tgazsr_cli.api.visualize import run_visualization
 
     result = run_visualization(request)
     for row in result.rows:

@@ -1,0 +1,82 @@
+"""The `tgazsr attack` entry point: attack a seeded spread of a dataset's examples and save what came out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tgazsr_cli.attacks import ThreatModel
+from tgazsr_cli.runtime.output import OutputFolder
+
+# What `attack` writes into its folder; with --force these are replaced, nothing else is touched.
+ATTACK_FILES = ("*-clean.png", "*-adversarial.png", "*-difference.png", "adversarial.safetensors",
+                "predictions.json")
+
+
+@dataclass
+class AttackRequest:
+    dataset: str
+    checkpoint: str | None = None
+    model: str | None = None
+    pretrained: str | None = None
+    data_dir: str | None = None
+    split: str = "test"
+    attack: str = "pgd"
+    threat: ThreatModel = field(default_factory=ThreatModel)
+    num_examples: int = 16
+    device: str = "auto"
+    output: Path = Path("adversarial")
+    force: bool = False
+
+
+@dataclass
+class AttackResult:
+    model_label: str
+    dataset: str
+    summary: object  # adversarial.AttackSummary
+    requested: int
+    notices: list[str] = field(default_factory=list)
+
+
+def spread_indices(labels: list[int], count: int, seed: int) -> list[int]:
+    """`count` example indices spread over the classes: a seeded shuffle of each class, taken round-robin
+    (so -n 8 on a 5-class set shows every class, not the first 8 images of one class)."""
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    by_class: dict[int, list[int]] = {}
+    for index, label in enumerate(labels):
+        by_class.setdefault(label, []).append(index)
+    queues = [[members[i] for i in torch.randperm(len(members), generator=generator).tolist()]
+              for _, members in sorted(by_class.items())]
+    picked: list[int] = []
+    while len(picked) < count and any(queues):
+        for queue in queues:
+            if queue and len(picked) < count:
+                picked.append(queue.pop(0))
+    return sorted(picked)
+
+
+def run_attack(request: AttackRequest) -> AttackResult:
+    from tgazsr_cli.attacks import resolve_attack
+    from tgazsr_cli.checkpoints.loading import load_model
+    from tgazsr_cli.data import load_image_dataset
+    from tgazsr_cli.runtime.device import pick_device
+    from tgazsr_cli.viz.examples import attack_and_save
+
+    resolve_attack(request.attack)
+    OutputFolder(request.output, ATTACK_FILES, force=request.force).check()
+    loaded = load_model(checkpoint=request.checkpoint, model=request.model, pretrained=request.pretrained,
+                        device=pick_device(request.device))
+    data = load_image_dataset(request.dataset, split=request.split, image_size=loaded.classifier.image_size,
+                              data_dir=request.data_dir)
+    indices = spread_indices(data.labels(), request.num_examples, request.threat.seed)
+    summary = attack_and_save(loaded.classifier, data, request.output, attack=request.attack,
+                              threat=request.threat, indices=indices)
+    notices = []
+    if len(indices) < request.num_examples:
+        notices.append(f"{data.name} ({request.split}) has only {len(indices)} examples")
+    if summary.num_examples < len(indices):
+        notices.append(f"{len(indices) - summary.num_examples} of the chosen images could not be decoded and "
+                       "were left out")
+    return AttackResult(loaded.label, data.name, summary, request.num_examples, notices)

@@ -1,0 +1,175 @@
+"""The `tgazsr eval` entry point: which models, which datasets, which settings; then the model x dataset loop.
+
+Settings resolve as: built-in defaults < the `eval:` section of a recipe (`--recipe`, else the recipe the first
+checkpoint was trained with) < explicit flags. Models of one input size share one decoded copy of a dataset.
+Results never overwrite earlier ones unless asked to (`force`), and an interrupted run leaves no empty folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from tgazsr_cli.config.recipe import EvalConfig, build_section, load_recipe
+from tgazsr_cli.errors import UsageError
+from tgazsr_cli.runtime.output import OutputFolder
+from tgazsr_cli.runtime.progress import Progress, SilentProgress
+
+RESULT_FILES = ("results.json", "results.md", "results.csv", "tradeoff.png")
+TEXT_CACHE_OFF = "off"
+
+
+@dataclass
+class EvalRequest:
+    """Everything `tgazsr eval` was asked; `settings` holds only the eval-section values given explicitly."""
+
+    checkpoints: list[str] = field(default_factory=list)
+    model: str | None = None
+    pretrained: str | None = None
+    original: bool = False
+    datasets: list[str] = field(default_factory=list)  # names or paths; empty: the recipe's eval.datasets
+    attacks: list[str] = field(default_factory=list)  # attacks and attack suites; empty: the recipe's eval.attack
+    suites: list[str] = field(default_factory=list)  # attack suites or dataset suites (recipes/eval)
+    recipe: str | None = None  # a recipe whose eval section supplies the defaults
+    settings: dict[str, Any] = field(default_factory=dict)  # EvalConfig keys: split, eps, steps, ...
+    restarts: int = 1
+    sanity: bool = True
+    workers: int = 2
+    on_broken: str = "skip"
+    device: str = "auto"
+    text_cache: str = "auto"  # a folder, "auto" ($TGAZSR_CACHE or ~/.cache/tgazsr) or "off"
+    output: Path | None = None
+    force: bool = False
+
+
+@dataclass
+class EvalResult:
+    records: list[dict[str, Any]]
+    settings: EvalConfig
+    written: list[Path] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)
+    is_main_process: bool = True  # under torchrun only rank 0 reports
+
+    @property
+    def skipped_images(self) -> int:
+        return sum(record.get("skipped_images", 0) for record in self.records)
+
+
+def resolve_settings(request: EvalRequest, checkpoint_recipe: dict[str, Any]) -> tuple[EvalConfig, str | None]:
+    """(the eval settings, where their defaults came from) — flags override the recipe's eval section."""
+    known = {f.name for f in fields(EvalConfig)}
+    unknown = sorted(set(request.settings) - known)
+    if unknown:
+        raise UsageError(f"unknown evaluation setting '{unknown[0]}'")
+    source, base = None, {}
+    if request.recipe:
+        base, source = load_recipe(request.recipe).to_dict()["eval"], f"recipe {request.recipe}"
+    elif checkpoint_recipe.get("eval"):
+        base, source = checkpoint_recipe["eval"], "the checkpoint's recipe"
+    settings = build_section(EvalConfig, {**base, **request.settings}, "eval.")
+    return settings, source
+
+
+def check_request(request: EvalRequest) -> None:
+    """Errors that need no model or data: before any heavy import or work."""
+    if request.on_broken not in ("skip", "fail"):
+        raise UsageError(f"--on-broken must be skip or fail, got '{request.on_broken}'")
+    if not request.checkpoints and not request.model:
+        raise UsageError("name what to evaluate: --checkpoint RUN_DIR|FILE (repeatable) or --model NAME")
+
+
+def run_evaluation(request: EvalRequest, progress: Progress | None = None) -> EvalResult:
+    """Evaluate every requested model on every dataset under every attack; write the reports if asked."""
+    from tgazsr_cli.attacks import ThreatModel
+    from tgazsr_cli.evaluation.robust_accuracy import check_attack_names
+    from tgazsr_cli.evaluation.suites import resolve_suites
+    from tgazsr_cli.runtime import distributed as dist
+    from tgazsr_cli.runtime.device import pick_device
+
+    check_request(request)
+    suites = resolve_suites(request.suites)
+    output = OutputFolder(request.output, RESULT_FILES, force=request.force) if request.output else None
+    if output is not None:
+        output.check()
+    with nothing_left_behind(output):
+        torch_device = dist.init_from_env(pick_device(request.device))
+        models = load_models(request, torch_device)
+        recipe = next((m.recipe for m in models if m.recipe), {})
+        settings, source = resolve_settings(request, recipe)
+        attacks = check_attack_names([*request.attacks, *suites.attack_suites] or split_names(settings.attack))
+        threat = ThreatModel(eps=settings.eps, steps=settings.steps, step_size=settings.step_size,
+                             restarts=request.restarts, precision=settings.precision, seed=settings.seed)
+        names = [*suites.datasets, *(n for n in request.datasets if n not in suites.datasets)] or settings.datasets
+        if not names:
+            raise UsageError("name the datasets to evaluate on with --datasets a,b,c")
+        notices = [f"evaluation settings from {source}; flags override them"] if source else []
+        result = EvalResult([], replace(settings, datasets=names), notices=notices,
+                            is_main_process=dist.is_main_process())
+        result.records = evaluate_all(models, names, request, settings, attacks, threat,
+                                      progress or SilentProgress())
+        if output is not None and result.is_main_process:
+            from tgazsr_cli.evaluation.report import write_reports
+
+            result.written = write_reports(result.records, output.path)
+    return result
+
+
+def load_models(request: EvalRequest, device: Any) -> list[Any]:
+    """The rows of the table: the base models (with --original, one per distinct base), the open_clip model,
+    then the checkpoints, in the order given."""
+    from tgazsr_cli.checkpoints.loading import load_model, original_model
+
+    loaded = [load_model(checkpoint=path, device=device) for path in request.checkpoints]
+    if request.model:
+        loaded.insert(0, load_model(model=request.model, pretrained=request.pretrained, device=device))
+    if request.original:
+        bases = [original_model(item, device) for item in loaded if item.recipe]
+        unique = {base.label: base for base in bases if base is not None}  # checkpoints sharing a base: one row
+        loaded = list(unique.values()) + loaded
+    if request.text_cache != TEXT_CACHE_OFF:
+        folder = None if request.text_cache == "auto" else Path(request.text_cache).expanduser()
+        for item in loaded:
+            item.classifier.use_disk_cache(folder)
+    return loaded
+
+
+def evaluate_all(models: list[Any], names: list[str], request: EvalRequest, settings: EvalConfig,
+                 attacks: list[str], threat: Any, progress: Progress) -> list[dict[str, Any]]:
+    from tgazsr_cli.data import load_image_dataset
+    from tgazsr_cli.evaluation.robust_accuracy import evaluate_sharded
+
+    records: list[dict[str, Any]] = []
+    data_dir = settings.data_dir
+    for name in names:
+        by_size: dict[int, Any] = {}  # models of one input size share one decoded dataset
+        for item in models:
+            size = item.classifier.image_size
+            if size not in by_size:  # --data-dir: the copy itself for one dataset, else a folder of copies
+                where = {"data_dir": data_dir} if len(names) == 1 else {"data_root": data_dir}
+                by_size[size] = load_image_dataset(name, split=settings.split, image_size=size, **where,
+                                                   limit=settings.limit, seed=settings.seed)
+            found = evaluate_sharded(item.classifier, by_size[size], model_label=item.label, attacks=attacks,
+                                     threat=threat, batch_size=settings.batch_size, num_workers=request.workers,
+                                     progress=progress, sanity=request.sanity, on_broken=request.on_broken)
+            records.extend(record.to_dict() for record in found)
+    return records
+
+
+@contextlib.contextmanager
+def nothing_left_behind(output: OutputFolder | None) -> Iterator[None]:
+    """On any failure or Ctrl-C: remove the output folder if this run created it and wrote nothing, re-raise."""
+    try:
+        yield
+    except BaseException:
+        if output is not None:
+            output.discard_if_empty()
+        raise
+
+
+def split_names(values: str | list[str] | None) -> list[str]:
+    """Names given comma-separated and/or repeated: `"pgd,cw"` or `["pgd,cw", "square"]` -> [pgd, cw, square]."""
+    texts = [values] if isinstance(values, str) else values or []
+    return [part.strip() for text in texts for part in text.split(",") if part.strip()]

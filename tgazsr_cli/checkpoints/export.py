@@ -1,0 +1,147 @@
+"""Checkpoints as open_clip folders that any open_clip user can load, without tgazsr."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from tgazsr_cli.checkpoints.checkpoint import CHECKPOINT_DIR, Checkpoint, CheckpointMetadata
+from tgazsr_cli.errors import RuntimeFailure, UsageError
+from tgazsr_cli.runtime.atomic import atomic_save_tensors, atomic_write, check_json
+
+
+def export_open_clip(
+    checkpoint_or_state: Checkpoint | Mapping[str, torch.Tensor],
+    *,
+    model_cfg: Mapping[str, Any],
+    preprocess_cfg: Mapping[str, Any],
+    out_dir: Path | str,
+) -> Path:
+    """An open_clip `local-dir:` folder (open_clip_config.json + open_clip_model.safetensors) for any user."""
+    if not {"vision_cfg", "text_cfg"} <= set(model_cfg):
+        raise UsageError("model_cfg needs 'vision_cfg' and 'text_cfg' for open_clip to rebuild the model")
+    config = {"model_cfg": dict(model_cfg), "preprocess_cfg": dict(preprocess_cfg)}
+    check_json(config, "export config")
+    state = checkpoint_or_state
+    if isinstance(state, Checkpoint):
+        state = state.model_state
+    out = Path(out_dir)
+    atomic_save_tensors(out / "open_clip_model.safetensors", state, {"format": "pt"})
+    text = json.dumps(config, indent=2) + "\n"
+    try:
+        atomic_write(out / "open_clip_config.json", lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    except OSError as exc:
+        raise RuntimeFailure(f"cannot write {out / 'open_clip_config.json'}: {exc.strerror or exc}") from exc
+    return out
+
+
+def check_export_folder(output: Path | None, hub_dir: Path | None) -> Path:
+    """The one folder an export writes; it must not hold files yet."""
+    if (output is None) == (hub_dir is None):
+        raise UsageError("name one folder to write: --output DIR (open_clip) or --hub-dir DIR (with a model card)")
+    folder = output or hub_dir
+    assert folder is not None
+    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        raise UsageError(f"output folder {folder} is not empty")
+    return folder
+
+
+def export_checkpoint(checkpoint: Path, out_dir: Path, *, model_card: bool = False) -> tuple[Path, Path]:
+    """(the checkpoint file read, the folder written): a run directory or checkpoint as an open_clip folder,
+    with a hub model card when `model_card`. A LoRA run's step checkpoint is merged first."""
+    from tgazsr_cli.checkpoints.checkpoint import checkpoint_in, load_checkpoint
+    from tgazsr_cli.models.lora import plain_checkpoint
+
+    path = checkpoint_in(checkpoint)
+    check_export_folder(out_dir, None)
+    state = plain_checkpoint(load_checkpoint(path))
+    if model_card:
+        return path, export_hub_folder(state, out_dir)
+    info = state.info
+    return path, export_open_clip(state, model_cfg=info.model_cfg, preprocess_cfg=info.preprocess_cfg,
+                                  out_dir=out_dir)
+
+
+HUB_CARD = "README.md"
+EVAL_RESULTS = ("eval/results.md", "results.md")  # `tgazsr eval ... -o RUN/eval` writes the first
+
+
+def export_hub_folder(
+    checkpoint: Checkpoint,
+    out_dir: Path | str,
+    *,
+    license: str = "other",
+) -> Path:
+    """A folder ready for `huggingface-cli upload`: open_clip config + weights + a model card README.md.
+
+    The card holds YAML front matter the hub reads (library_name open_clip, license, tags), how to load the
+    model, the training threat model, the evaluation table of the checkpoint's run folder if it has one
+    (`eval/results.md`), and the recipe.
+    """
+    info = checkpoint.info
+    path = Path(checkpoint.path)
+    run_dir = path.parent.parent if path.parent.name == CHECKPOINT_DIR else path.parent
+    out = export_open_clip(checkpoint, model_cfg=info.model_cfg, preprocess_cfg=info.preprocess_cfg, out_dir=out_dir)
+    evaluation = next((run_dir / name for name in EVAL_RESULTS if (run_dir / name).is_file()), None)
+    text = model_card(info, evaluation.read_text(encoding="utf-8") if evaluation else None, license)
+    try:
+        atomic_write(out / HUB_CARD, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    except OSError as exc:
+        raise RuntimeFailure(f"cannot write {out / HUB_CARD}: {exc.strerror or exc}") from exc
+    return out
+
+
+def model_card(info: CheckpointMetadata, evaluation: str | None, license: str = "other") -> str:
+    """The hub model card of a tgazsr checkpoint (`info`: its CheckpointMetadata)."""
+    import yaml
+
+    recipe = info.recipe or {}
+    tags = ["clip", "open_clip", "zero-shot-image-classification", "adversarial-robustness", "tgazsr"]
+    front = {"library_name": "open_clip", "license": license, "pipeline_tag": "zero-shot-image-classification",
+             "tags": [*tags, info.method] if info.method not in tags else tags}
+    own = info.model_name.startswith(("hf-hub:", "local-dir:"))  # such a name carries its weights
+    start = info.pretrained or ("its published weights" if own else "random init")
+    lines = ["---", yaml.safe_dump(front, sort_keys=False).rstrip(), "---", "",
+             f"# {info.model_name} fine-tuned with {info.method}", "",
+             f"An open_clip `{info.model_name}` (start weights: {start}) adversarially fine-tuned with the "
+             f"`{info.method}` method by tgazsr.", "",
+             "## Load", "", "```python", "import open_clip", "",
+             "model, _, preprocess = open_clip.create_model_and_transforms('hf-hub:ORG/NAME')",
+             "tokenizer = open_clip.get_tokenizer('hf-hub:ORG/NAME')", "```", "",
+             "or evaluate it: `tgazsr eval --model hf-hub:ORG/NAME --datasets cifar10 --eps 1`", "",
+             "## Threat model", "", *threat_lines(info, recipe), "",
+             "## Evaluation", ""]
+    lines += [evaluation.strip()] if evaluation else ["No evaluation results were stored with this run "
+                                                       "(`tgazsr eval --checkpoint RUN -o RUN/eval` writes them)."]
+    lines += ["", "## Recipe", "", "The resolved tgazsr recipe of the run:", "", "```yaml",
+              yaml.safe_dump(recipe, sort_keys=False).rstrip() if recipe else "# (none recorded)", "```", ""]
+    return "\n".join(lines)
+
+
+def threat_lines(info: CheckpointMetadata, recipe: dict[str, Any]) -> list[str]:
+    attack = recipe.get("attack", {})
+    data, optim, train = recipe.get("data", {}), recipe.get("optim", {}), recipe.get("train", {})
+    lines = [f"- training method: `{info.method}`"]
+    if not recipe:  # e.g. `tgazsr convert` of published weights: their training is not recorded here
+        return [*lines, "- no training recipe recorded with these weights; see their original publication"]
+    if attack:
+        lines.append(f"- training attack (the method's inner attack): L-inf, eps {attack.get('eps'):g}/255, "
+                     f"{attack.get('steps')} steps of {attack.get('step_size'):g}/255, on images in [0, 1]")
+    if data:
+        lines.append(f"- training data: `{data.get('dataset')}`, batch size {data.get('batch_size')}")
+    lines.append(f"- optimiser steps: {info.step} of {info.total_steps} planned"
+                 + (f" ({optim.get('name')}, lr {optim.get('lr'):g})" if optim else ""))
+    mode = train.get("trainable", "full")
+    if mode == "lora":
+        lora = recipe.get("lora", {})
+        lines.append(f"- trained: LoRA on the image tower (rank {lora.get('rank')}, alpha {lora.get('alpha'):g}, "
+                     f"modules {', '.join(lora.get('target_modules', []))}), merged into these weights")
+    else:
+        last_k = optim.get("last_num_ft") or 0
+        part = f"the last {last_k} image-tower tensors" if last_k else "the whole image tower"
+        lines.append(f"- trained: {part}; the text tower is unchanged")
+    return lines

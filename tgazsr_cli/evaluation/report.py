@@ -1,0 +1,285 @@
+"""Result tables in the paper's layout (datasets as columns, models as rows, plus the average), as
+Markdown and CSV, a per-model summary with the harmonic mean of clean and robust accuracy, and the
+robust-vs-clean trade-off plot. Every table carries the threat model it was measured under.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+Record = dict[str, Any]
+SERIES_COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink",
+                  "tab:gray", "tab:olive", "tab:cyan")
+ATTACK_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+
+
+def _ordered(records: Sequence[Record], key: str) -> list[str]:
+    """The distinct values of `key`, in order of first appearance."""
+    return list(dict.fromkeys(record[key] for record in records))
+
+
+def attacked(records: Sequence[Record]) -> list[str]:
+    """The attacks (or suites) the records were measured under, in order; "none" is clean-only."""
+    return [name for name in _ordered(records, "attack") if name != "none"]
+
+
+def threat_line(records: Sequence[Record]) -> str:
+    """The threat model(s) behind a table, in words, so a number is never shown without it. A suite sets its
+    own steps and step sizes, so for a suite its description stands in for them."""
+    from tgazsr_cli.attacks import SUITE_HELP
+
+    seen = []
+    for record in records:
+        if record["attack"] == "none":
+            continue
+        t = record["threat"]
+        budget = (f"suite {SUITE_HELP[record['attack']]}" if record["attack"] in SUITE_HELP else
+                  f"{t['steps']} steps of {t['step_size']:g}/255, {t['restarts']} restart(s), "
+                  f"random start {'on' if t['random_start'] else 'off'}")
+        text = (f"{record['attack']}: L-inf eps {t['eps']:g}/255, {budget}, {t['precision']} attack, "
+                f"seed {t.get('seed', 0)}, eval batch {record['batch_size']}")
+        if text not in seen:
+            seen.append(text)
+    return "Threat model — " + ("; ".join(seen) if seen else "none (clean evaluation only)")
+
+
+def _mean(values: Sequence[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def harmonic_mean(clean: float, robust: float) -> float:
+    """2cr/(c+r): high only when both are high (0 when either is 0)."""
+    return 0.0 if clean + robust == 0 else 2 * clean * robust / (clean + robust)
+
+
+@dataclass(frozen=True)
+class TableRow:
+    model: str
+    attack: str  # "clean" for the clean-accuracy table
+    cells: list[float | None]  # one per dataset, None where not measured
+    average: float | None
+
+
+def paper_table(records: Sequence[Record], attack: str | None) -> tuple[list[str], list[TableRow]]:
+    """(datasets, rows): robust accuracy under `attack`, or clean accuracy when `attack` is None."""
+    datasets = _ordered(records, "dataset")
+    rows = []
+    for model in _ordered(records, "model"):
+        values: dict[str, float] = {}
+        for record in records:
+            if record["model"] != model:
+                continue
+            if attack is None:
+                values.setdefault(record["dataset"], record["clean_accuracy"])
+            elif record["attack"] == attack:
+                values[record["dataset"]] = record["robust_accuracy"]
+        if not values:
+            continue
+        cells = [values.get(d) for d in datasets]
+        rows.append(TableRow(model, attack or "clean", cells, _mean([v for v in cells if v is not None])))
+    return datasets, rows
+
+
+def _fmt(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}"
+
+
+def markdown_table(records: Sequence[Record], attack: str | None, title: str) -> str:
+    datasets, rows = paper_table(records, attack)
+    lines = [f"**{title}**", "", "| model | " + " | ".join(datasets) + " | average |",
+             "|---|" + "---:|" * (len(datasets) + 1)]
+    lines += [f"| {row.model} | " + " | ".join(_fmt(v) for v in [*row.cells, row.average]) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class SummaryRow:
+    model: str
+    attack: str
+    clean: float  # unweighted mean over datasets, as the paper's "Average"
+    robust: float
+    num_datasets: int
+
+    @property
+    def harmonic(self) -> float:
+        return harmonic_mean(self.clean, self.robust)
+
+    @property
+    def mean(self) -> float:
+        return (self.clean + self.robust) / 2  # the reference README's "Average"
+
+
+def summary(records: Sequence[Record]) -> list[SummaryRow]:
+    """Per (model, attack): average clean and robust accuracy over the datasets both were measured on."""
+    rows = []
+    for model in _ordered(records, "model"):
+        for attack in _ordered(records, "attack"):
+            mine = [r for r in records if r["model"] == model and r["attack"] == attack]
+            if mine:
+                rows.append(SummaryRow(model, attack, sum(r["clean_accuracy"] for r in mine) / len(mine),
+                                       sum(r["robust_accuracy"] for r in mine) / len(mine), len(mine)))
+    return rows
+
+
+def averages(records: Sequence[Record]) -> dict[str, tuple[float, float]]:
+    """Per model: (mean clean, mean robust accuracy) under the first attack measured, unweighted as in the paper."""
+    first = (attacked(records) or ["none"])[0]
+    return {row.model: (row.clean, row.robust) for row in summary(records) if row.attack == first}
+
+
+def summary_table(records: Sequence[Record]) -> str:
+    lines = ["**Summary (averages over datasets, %)**", "",
+             "| model | attack | clean | robust | harmonic mean | (clean+robust)/2 | datasets |",
+             "|---|---|---:|---:|---:|---:|---:|"]
+    lines += [f"| {r.model} | {r.attack} | {r.clean:.2f} | {r.robust:.2f} | {r.harmonic:.2f} | {r.mean:.2f} | "
+              f"{r.num_datasets} |" for r in summary(records) if r.attack != "none"]
+    return "\n".join(lines)
+
+
+def warning_lines(records: Sequence[Record]) -> list[str]:
+    """Sanity-check warnings, once per (model, dataset, text)."""
+    seen: list[str] = []
+    for record in records:
+        for warning in record.get("warnings") or []:
+            line = f"{record['model']} on {record['dataset']}: {warning}"
+            if line not in seen:
+                seen.append(line)
+    return seen
+
+
+def skipped_lines(records: Sequence[Record]) -> list[str]:
+    """Images that could not be decoded and were left out, once per (model, dataset)."""
+    counts = {(r["model"], r["dataset"]): r.get("skipped_images", 0) for r in records}
+    return [f"{model} on {dataset}: {n} undecodable image(s) skipped" for (model, dataset), n in counts.items() if n]
+
+
+def markdown_report(records: Sequence[Record]) -> str:
+    """Robust tables (one per attack), the clean table, the summary, the threat model and any warnings."""
+    counts = ", ".join(f"{d} n={n}" for d, n in {r["dataset"]: r["num_examples"] for r in records}.items())
+    clean = markdown_table(records, None, "Clean accuracy (%)")
+    names = attacked(records)
+    skipped = skipped_lines(records)
+    skipped_part = ["**Skipped images**\n\n" + "\n".join(f"- {line}" for line in skipped)] if skipped else []
+    if not names:
+        return "\n\n".join([clean, f"No attack (clean evaluation only). Examples: {counts}.", *skipped_part]) + "\n"
+    parts = [markdown_table(records, name, f"Robust accuracy (%) — {name}") for name in names]
+    parts += [clean, summary_table(records), threat_line(records) + f". Examples: {counts}."]
+    warnings = warning_lines(records)
+    if warnings:
+        parts.append("**Warnings (sanity checks)**\n\n" + "\n".join(f"- {w}" for w in warnings))
+    return "\n\n".join([*parts, *skipped_part]) + "\n"
+
+
+def csv_report(records: Sequence[Record]) -> str:
+    """The paper layout as CSV: one row per (model, metric), datasets as columns, then the average, and for
+    robust rows the harmonic mean of the model's average clean and robust accuracy."""
+    names = attacked(records)
+    datasets, clean_rows = paper_table(records, None)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["model", "metric", "attack", *datasets, "average", "harmonic_mean"])
+    clean_average = {row.model: row.average for row in clean_rows}
+    for row in clean_rows:
+        writer.writerow([row.model, "clean", "", *(_csv(v) for v in row.cells), _csv(row.average), ""])
+    for name in names:
+        for row in paper_table(records, name)[1]:
+            base = clean_average.get(row.model)
+            harmonic = harmonic_mean(base, row.average) if base is not None and row.average is not None else None
+            writer.writerow([row.model, "robust", name, *(_csv(v) for v in row.cells), _csv(row.average),
+                             _csv(harmonic)])
+    return out.getvalue()
+
+
+def _csv(value: float | None) -> str:
+    return "" if value is None else f"{value:.4f}"
+
+
+def tradeoff_points(records: Sequence[Record]) -> list[tuple[str, str, float, float]]:
+    """(model, attack, average clean, average robust): what the trade-off plot draws, one point each."""
+    return [(r.model, r.attack, r.clean, r.robust) for r in summary(records) if r.attack != "none"]
+
+
+def _subtitle_lines(text: str, width: int = 78) -> list[str]:
+    """The threat line as lines of at most `width` characters, broken only between its phrases: one attack a
+    line, each wrapped at its commas (never inside "eval batch 256")."""
+    lines: list[str] = []
+    for attack in text.split("; "):
+        line = ""
+        for phrase in attack.split(", "):
+            candidate = f"{line}, {phrase}" if line else phrase
+            if line and len(candidate) > width:
+                lines.append(line + ",")
+                line = "    " + phrase
+            else:
+                line = candidate
+        lines.append(line)
+    return lines
+
+
+def _label_points(axis: Any, points: list[tuple[str, str, float, float]]) -> None:
+    """One name per model, beside its first point, on the side that keeps it inside the axes."""
+    (x0, x1), (y0, y1) = axis.get_xlim(), axis.get_ylim()
+    for model in dict.fromkeys(point[0] for point in points):
+        _, _, clean, robust = next(point for point in points if point[0] == model)
+        right = clean > (x0 + x1) / 2  # right half: the text goes to the left of the point
+        top = robust > y0 + 0.85 * (y1 - y0)
+        axis.annotate(model, (clean, robust), textcoords="offset points", xytext=(-7 if right else 7, -9 if top else 6),
+                      ha="right" if right else "left", va="top" if top else "bottom", fontsize=8)
+
+
+def tradeoff_plot(records: Sequence[Record], path: Path, title: str = "") -> Path:
+    """Robust vs clean average accuracy: one colour per model, one marker per attack (the paper's figure)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    points = tradeoff_points(records) or [(r.model, "none", r.clean, r.robust) for r in summary(records)]
+    models = list(dict.fromkeys(point[0] for point in points))
+    attacks = list(dict.fromkeys(point[1] for point in points))
+    subtitle = _subtitle_lines(title or threat_line(records).replace("Threat model — ", ""))
+    fig, axis = plt.subplots(figsize=(5.5, 4.4 + 0.16 * len(subtitle)))
+    for model, attack, clean, robust in points:
+        colour = SERIES_COLOURS[models.index(model) % len(SERIES_COLOURS)]
+        marker = ATTACK_MARKERS[attacks.index(attack) % len(ATTACK_MARKERS)]
+        label = model if len(attacks) == 1 else f"{model} / {attack}"
+        axis.scatter(clean, robust, s=60, color=colour, marker=marker, label=label)
+    axis.margins(0.15)  # room for the names beside points at the edges
+    _label_points(axis, points)
+    axis.set_xlabel("clean accuracy, average over datasets (%)")
+    axis.set_ylabel("robust accuracy, average over datasets (%)")
+    fig.suptitle("Robust vs clean accuracy", fontsize=11)
+    axis.set_title("\n".join(subtitle), fontsize=7.5, loc="left")
+    return save_figure(fig, axis, path)
+
+
+def save_figure(fig: Any, axis: Any, path: Path, legend: bool = True) -> Path:
+    """Grid, legend, tight layout, PNG at 120 dpi; the figure is closed."""
+    import matplotlib.pyplot as plt
+
+    axis.grid(alpha=0.3)
+    if legend:
+        axis.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def write_reports(records: Sequence[Record], folder: Path) -> list[Path]:
+    """results.json (flat records), results.md, results.csv and tradeoff.png in `folder`."""
+    import json
+
+    folder.mkdir(parents=True, exist_ok=True)
+    written = [folder / "results.json", folder / "results.md", folder / "results.csv"]
+    written[0].write_text(json.dumps(list(records), indent=2))
+    written[1].write_text(markdown_report(records))
+    written[2].write_text(csv_report(records))
+    written.append(tradeoff_plot(records, folder / "tradeoff.png"))
+    return written

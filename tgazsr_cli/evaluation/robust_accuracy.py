@@ -1,0 +1,232 @@
+"""Zero-shot clean and robust accuracy of one model on one dataset under one or more attacks (spec §6).
+
+A point counts as robust when the model classifies it correctly both clean and under attack, so
+robust accuracy can never exceed clean accuracy; only clean-correct points are attacked, which
+gives the same number for less work. Each image's random start depends only on (seed, its index),
+and the attack loss is summed per sample, so results do not depend on the batch size.
+
+An "attack" here is either a single registered attack (`pgd`, `cw`, `apgd-ce`, ...) or a named suite
+(`paper-pgd`, `paper-aa`, `autoattack`), which runs its members in order on the still-robust points.
+The data are read once: every attack of the list sees the same clean batch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+
+from tgazsr_cli.attacks import SUITES, ThreatModel, get_suite, resolve_attack, sanity_checks
+from tgazsr_cli.attacks.suites import run_suite_detailed
+from tgazsr_cli.data import ImageClassificationData, collate_skip_broken
+from tgazsr_cli.errors import RuntimeFailure
+from tgazsr_cli.models.classifier import ClipClassifier
+from tgazsr_cli.runtime.progress import Progress, SilentProgress
+
+SANITY_EXAMPLES = 32  # examples of the first batch the sanity checks look at (they run two extra attacks)
+SANITY_MAX_STEPS = 20
+
+
+@dataclass
+class EvalRecord:
+    """One flat result record: a model on a dataset under one attack (or suite)."""
+
+    model: str
+    dataset: str
+    split: str
+    attack: str
+    num_examples: int
+    clean_correct: int
+    robust_correct: int
+    threat: dict[str, Any]
+    batch_size: int
+    source: str
+    skipped_images: int = 0
+    seconds: float = 0.0
+    warnings: list[str] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def clean_accuracy(self) -> float:
+        return 100.0 * self.clean_correct / max(1, self.num_examples)
+
+    @property
+    def robust_accuracy(self) -> float:
+        return 100.0 * self.robust_correct / max(1, self.num_examples)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "clean_accuracy": self.clean_accuracy, "robust_accuracy": self.robust_accuracy}
+
+
+def check_attack_names(names: Sequence[str]) -> list[str]:
+    """Each name must be a registered attack or suite; UsageError with a did-you-mean otherwise."""
+    for name in names:
+        resolve_attack(name)
+    return list(dict.fromkeys(names))
+
+
+class _IndexedDataset(torch.utils.data.Dataset):
+    """Adds each example's index, which seeds its attack's random start."""
+
+    def __init__(self, dataset: torch.utils.data.Dataset, indices: Sequence[int] | None = None) -> None:
+        self.dataset = dataset
+        self.indices = list(range(len(dataset))) if indices is None else list(indices)  # type: ignore[arg-type]
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, position: int) -> tuple[torch.Tensor, tuple[int, int]] | None:
+        index = self.indices[position]
+        item = self.dataset[index]
+        return None if item is None else (item[0], (item[1], index))
+
+
+def _split_targets(targets: torch.Tensor | list) -> tuple[torch.Tensor, torch.Tensor]:
+    pairs = torch.as_tensor(targets).view(-1, 2)
+    return pairs[:, 0], pairs[:, 1]
+
+
+@dataclass
+class _Tally:
+    """Running counts of one attack over the batches."""
+
+    robust: int = 0
+    seconds: float = 0.0
+    after_member: dict[str, int] = field(default_factory=dict)  # suites: robust points after each member
+    skipped: dict[str, str] = field(default_factory=dict)
+
+
+def _attack_batch(name: str, model: ClipClassifier, images: torch.Tensor, labels: torch.Tensor,
+                  threat: ThreatModel, ids: torch.Tensor, tally: _Tally) -> torch.Tensor:
+    """Robust mask of clean-correct `images` under attack or suite `name`, updating `tally`."""
+    started = time.monotonic()
+    if name in SUITES:
+        result = run_suite_detailed(model, images, labels, name, threat, ids)
+        for member, mask in result.robust.items():
+            if member != "clean":
+                tally.after_member[member] = tally.after_member.get(member, 0) + int(mask.sum())
+        tally.skipped.update(result.skipped)
+        robust = list(result.robust.values())[-1]
+    else:
+        adversarial = resolve_attack(name)(model, images, labels, threat, ids)
+        with torch.no_grad():
+            robust = model(adversarial).argmax(dim=1) == labels
+    tally.seconds += time.monotonic() - started
+    return robust
+
+
+def _sanity_warnings(model: ClipClassifier, images: torch.Tensor, labels: torch.Tensor,
+                     threat: ThreatModel) -> list[str]:
+    """AutoAttack-style checks on a slice of the first batch, with a short attack budget."""
+    quick = dataclasses.replace(threat, steps=min(max(threat.steps, 1), SANITY_MAX_STEPS), restarts=1)
+    return sanity_checks(model, images[:SANITY_EXAMPLES], labels[:SANITY_EXAMPLES], threat=quick)
+
+
+def evaluate_attacks(
+    model: ClipClassifier,
+    data: ImageClassificationData,
+    *,
+    model_label: str,
+    attacks: Sequence[str] = ("pgd",),
+    threat: ThreatModel | None = None,
+    batch_size: int = 256,
+    num_workers: int = 2,
+    templates: list[str] | None = None,
+    progress: Progress | None = None,
+    sanity: bool = True,
+    indices: Sequence[int] | None = None,
+    on_broken: str = "skip",
+) -> list[EvalRecord]:
+    """Clean accuracy and robust accuracy under each of `attacks` (attack or suite names), one record each.
+
+    With eps 0 or 0 steps, or no attacks, one clean-only record (attack "none") comes back.
+    `indices` restricts the evaluation to those dataset positions (a shard); counts are then of the shard.
+    Undecodable images are skipped and counted, or with `on_broken="fail"` stop the evaluation.
+    """
+    threat = threat or ThreatModel()
+    progress = progress or SilentProgress()
+    attacks = check_attack_names(attacks) if threat.eps > 0 and threat.steps > 0 else []
+    device = model.mean.device
+    model.set_classes(data.classnames, templates or data.templates)
+    model.eval()
+    indexed = _IndexedDataset(data.dataset, indices)
+    loader = torch.utils.data.DataLoader(
+        indexed, batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=collate_skip_broken,
+    )
+    tallies = {name: _Tally() for name in attacks}
+    warnings: list[str] = []
+    clean_correct = total = skipped = 0
+    started = time.monotonic()
+    task = progress.task(f"{data.name} ({', '.join(attacks) or 'clean'})", len(indexed))
+    for images, targets, dropped in loader:
+        skipped += dropped
+        if dropped and on_broken == "fail":
+            raise RuntimeFailure(f"{dropped} image(s) of {data.name} could not be decoded; "
+                                 "pass --on-broken skip to skip and count them")
+        if images.numel() == 0:
+            continue
+        labels, ids = _split_targets(targets)
+        images, labels = images.to(device), labels.to(device)
+        if sanity and attacks and total == 0:
+            warnings = _sanity_warnings(model, images, labels, threat)
+        with torch.no_grad():
+            clean_hit = model(images).argmax(dim=1) == labels
+        keep = clean_hit.nonzero().squeeze(1)
+        robust_now = {}
+        for name, tally in tallies.items():
+            if len(keep):
+                tally.robust += int(_attack_batch(name, model, images[keep], labels[keep], threat,
+                                                  ids[keep.cpu()], tally).sum())
+            robust_now[name] = 100 * tally.robust
+        clean_correct += int(clean_hit.sum())
+        total += len(labels)
+        shown = {"robust": min(robust_now.values()) / total} if robust_now else {}
+        task.advance(len(labels) + dropped, clean=100 * clean_correct / total, **shown)
+    task.close()
+    seconds = round(time.monotonic() - started, 3)
+    common = {"model": model_label, "dataset": data.name, "split": data.split, "num_examples": total,
+              "clean_correct": clean_correct, "threat": threat.describe(), "batch_size": batch_size,
+              "source": data.source, "skipped_images": skipped}
+    if not attacks:
+        return [EvalRecord(attack="none", robust_correct=clean_correct, seconds=seconds, **common)]
+    records = []
+    for name, tally in tallies.items():
+        extra: dict[str, Any] = {"attack_seconds": round(tally.seconds, 3)}
+        if name in SUITES:
+            extra["suite"] = [{"attack": member, **overrides} for member, overrides in get_suite(name)]
+            extra["robust_after"] = tally.after_member
+            extra["skipped_members"] = tally.skipped
+        record_warnings = list(warnings)
+        record_warnings += [f"suite member '{member}' skipped: {why}" for member, why in tally.skipped.items()]
+        records.append(EvalRecord(attack=name, robust_correct=tally.robust, seconds=seconds,
+                                  warnings=record_warnings, extra=extra, **common))
+    return records
+
+
+def evaluate_sharded(
+    model: ClipClassifier,
+    data: ImageClassificationData,
+    **options: Any,
+) -> list[EvalRecord]:
+    """`evaluate_attacks` with the dataset split over torchrun's processes: each rank evaluates its contiguous
+    shard and the exact integer counts are summed over ranks, so every rank returns the 1-process records
+    (sanity warnings and timings are rank 0's). Without a process group it is `evaluate_attacks`."""
+    from tgazsr_cli.runtime import distributed as dist
+    if not dist.is_distributed():
+        return evaluate_attacks(model, data, **options)
+    shard = dist.shard_indices(len(data.dataset), dist.rank(), dist.world_size())  # type: ignore[arg-type]
+    records = evaluate_attacks(model, data, indices=shard, **options)
+    for record in records:
+        members = sorted(record.extra.get("robust_after", {}))
+        counts = dist.all_reduce_sum([record.num_examples, record.clean_correct, record.robust_correct,
+                                      record.skipped_images, *(record.extra["robust_after"][m] for m in members)])
+        record.num_examples, record.clean_correct, record.robust_correct, record.skipped_images = counts[:4]
+        if members:
+            record.extra["robust_after"] = dict(zip(members, counts[4:], strict=True))
+        record.warnings = dist.broadcast_object(record.warnings)
+        record.extra["processes"] = dist.world_size()
+    return records

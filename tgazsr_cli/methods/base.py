@@ -1,0 +1,102 @@
+"""What every training method provides, and the registry that finds methods by name."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from tgazsr_cli.attacks import ThreatModel
+from tgazsr_cli.config.recipe import Recipe, build_section
+from tgazsr_cli.errors import unknown_name
+from tgazsr_cli.models.classifier import ClipClassifier
+
+
+@dataclass
+class NoOptions:
+    """A method without options of its own."""
+
+
+@dataclass
+class LossOutput:
+    """The scalar to minimise plus its named parts (detached 0-d tensors: read on the host only when logged)."""
+
+    total: torch.Tensor
+    parts: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+class TrainingMethod:
+    """A method owns its trainable model, its frozen teacher (if any) and its loss terms."""
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    source: ClassVar[str] = ""
+    Options: ClassVar[type] = NoOptions  # a dataclass of method-specific settings (recipe `method_options`)
+    # Why the loss is not a mean of per-example terms, if it is not: then averaging per-rank gradients
+    # (DDP) would not give the 1-process update, and torchrun refuses the method.
+    not_shardable: ClassVar[str | None] = None
+
+    def __init__(self, model: ClipClassifier, recipe: Recipe) -> None:
+        self.model = model
+        self.recipe = recipe
+        self.options: Any = build_section(self.Options, recipe.method_options, "method_options.")
+        self.teacher: ClipClassifier | None = None
+        self.class_templates: list[list[str]] | None = None  # per-class prompts of a mixed dataset
+
+    @property
+    def train_threat(self) -> ThreatModel:
+        attack = self.recipe.attack
+        return ThreatModel(eps=attack.eps, steps=attack.steps, step_size=attack.step_size)
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        """The image tower (or its last k tensors); the text tower and logit scale stay frozen (spec §3)."""
+        return self.model.image_parameters(self.recipe.optim.last_num_ft)
+
+    def setup(self) -> None:
+        """Freeze everything but the trainable parameters; subclasses add their teacher."""
+        self.model.freeze_all_but(self.trainable_parameters())
+
+    def loss(self, images: torch.Tensor, labels: torch.Tensor) -> LossOutput:
+        raise NotImplementedError
+
+
+METHODS: dict[str, type[TrainingMethod]] = {}
+
+
+def register_method(cls: type[TrainingMethod]) -> type[TrainingMethod]:
+    """Class decorator: add a method to the registry under its `name` (once)."""
+    if cls.name in METHODS:
+        raise ValueError(f"method '{cls.name}' is already registered (by {METHODS[cls.name].__module__})")
+    METHODS[cls.name] = cls
+    return cls
+
+
+def get_method(name: str) -> type[TrainingMethod]:
+    """The method registered as `name` (case-insensitive); UsageError with a did-you-mean otherwise."""
+    found = METHODS.get(name) or METHODS.get(name.lower())
+    if found is None:
+        raise unknown_name("method", name, METHODS)
+    return found
+
+
+def resolve_method_options(recipe: Recipe, legacy: dict[str, Any] | None = None) -> Recipe:
+    """The recipe with its method's canonical name and every option of that method (defaults filled in).
+
+    `legacy` holds settings from a 0.1-layout `loss:` section: only those the method declares are kept,
+    which is what that release used (see recipe_legacy)."""
+    method = get_method(recipe.method)
+    declared = {f.name for f in fields(method.Options)}
+    given = {**{k: v for k, v in (legacy or {}).items() if k in declared}, **recipe.method_options}
+    options = build_section(method.Options, given, "method_options.")
+    return replace(recipe, method=method.name, method_options=asdict(options))
+
+
+def build_method(
+    model: ClipClassifier, recipe: Recipe, class_templates: list[list[str]] | None = None
+) -> TrainingMethod:
+    method = get_method(recipe.method)(model, recipe)
+    method.class_templates = class_templates
+    method.setup()
+    return method

@@ -1,0 +1,46 @@
+"""Comp-TGA (Yu et al., TPAMI 2026; spec §2): the text-guided map times one minus the map of a negated prompt.
+
+The complementary map down-weights regions that also match "This is not a photo of a {class}", and
+is used wherever TGA-ZSR uses its map; defaults alpha 0.10, beta 0.07 (its recipe).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from tgazsr_cli.errors import UsageError
+from tgazsr_cli.methods.base import register_method
+from tgazsr_cli.methods.tga_zsr import TgaZsr, TgaZsrOptions
+from tgazsr_cli.models.attention import text_guided_attention
+
+
+@dataclass
+class CompTgaOptions(TgaZsrOptions):
+    negative_template: str = "This is not a photo of a {}"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if "{}" not in self.negative_template:
+            raise UsageError("recipe key 'method_options.negative_template' needs '{}' for the class name")
+
+
+@register_method
+class CompTga(TgaZsr):
+    name = "comp-tga"
+    description = "TGA-ZSR with complementary maps: text map x (1 - map of 'This is not a photo of a {}')"
+    source = "Yu, Zhang & Xu, TPAMI 2026 (arXiv 2603.18598), Comp-TGA.py"
+    Options = CompTgaOptions
+
+    def setup(self) -> None:
+        super().setup()
+        self.negative_text = self.model.class_text_features(self.model.classnames, [self.options.negative_template])
+
+    def attention(self, model, tokens: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        settings = self.options
+        size = (model.image_size, model.image_size) if settings.upsample else None
+        positive = super().attention(model, tokens, labels)
+        negative = text_guided_attention(tokens, self.negative_text[labels], model.patch_grid, size,
+                                         settings.attention_norm)
+        return positive * (1 - negative)

@@ -1,0 +1,138 @@
+"""Which parameters train (`train.trainable`: full | last-k | lora), and LoRA adapters through `peft`.
+
+LoRA wraps modules of the image tower only (`classifier.clip.visual`), in place, after the method's
+setup made its frozen teacher, so the teacher keeps the original weights. The text tower and logit
+scale stay frozen. Targets are matched by module name suffix: open_clip's MLP linears `c_fc` /
+`c_proj` and, with `attn`, its `nn.MultiheadAttention` (peft's LoRA covers in_proj and out_proj
+together there). peft runs the attention adapter by adding B·A to the frozen in_proj/out_proj weights
+before each forward and subtracting it after, so those two frozen weights move by float rounding
+(about one ulp per forward); the MLP base weights stay bit-exact.
+
+Resumable step checkpoints hold the adapted model as it is (base weights + adapters, peft's keys),
+so `--resume` continues exactly; `final.safetensors` holds merged plain open_clip weights.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from tgazsr_cli.config.recipe import LoraConfig, Recipe, build_section
+from tgazsr_cli.errors import UsageError
+
+if TYPE_CHECKING:
+    from tgazsr_cli.checkpoints.checkpoint import Checkpoint
+    from tgazsr_cli.methods.base import TrainingMethod
+    from tgazsr_cli.models.building import ModelSpec
+    from tgazsr_cli.models.classifier import ClipClassifier
+
+ADAPTER = "default"  # peft's adapter name
+ADAPTER_KEY = ".lora_A."  # present in the state-dict keys of an adapted (unmerged) model
+_TUNER = "_lora_tuner"  # the peft LoraModel of an adapted classifier, kept outside nn.Module registration
+
+
+def trainable_mode(recipe: Recipe) -> str:
+    """The effective `train.trainable`; `optim.last_num_ft` k > 0 alone still means last-k (older recipes)."""
+    mode, last_k = recipe.train.trainable, recipe.optim.last_num_ft
+    if mode == "last-k" and last_k <= 0:
+        raise UsageError("train.trainable=last-k needs optim.last_num_ft > 0 (how many image-tower tensors)")
+    if mode == "lora" and last_k > 0:
+        raise UsageError(f"train.trainable=lora conflicts with optim.last_num_ft={last_k}; set one of them")
+    return "last-k" if mode == "full" and last_k > 0 else mode
+
+
+def select_trainable(method: TrainingMethod) -> list[nn.Parameter]:
+    """The parameters the optimiser updates: the method's own choice, or the LoRA adapters."""
+    recipe = method.recipe
+    if trainable_mode(recipe) != "lora":
+        return method.trainable_parameters()
+    if recipe.train.compile != "off" and "attn" in recipe.lora.target_modules:
+        raise UsageError("train.compile is not supported with peft's MultiheadAttention LoRA (it swaps the attention "
+                         "weight tensors on every forward); drop 'attn' from lora.target_modules or set "
+                         "train.compile=off")
+    return apply_lora(method.model, recipe.lora)
+
+
+def peft_config(settings: LoraConfig) -> Any:
+    from peft import LoraConfig as PeftLoraConfig
+
+    if not settings.target_modules:
+        raise UsageError("lora.target_modules is empty: name the image-tower modules to adapt (c_fc, c_proj, attn)")
+    if not 0 <= settings.dropout < 1:
+        raise UsageError(f"lora.dropout must be in [0, 1), got {settings.dropout:g}")
+    return PeftLoraConfig(r=settings.rank, lora_alpha=settings.alpha, lora_dropout=settings.dropout,
+                          target_modules=list(settings.target_modules), bias="none")
+
+
+def _inject(visual: nn.Module, settings: LoraConfig) -> Any:
+    from peft import LoraModel
+
+    try:
+        return LoraModel(visual, peft_config(settings), ADAPTER)
+    except ValueError as exc:  # peft: no module matched, or a module type it cannot adapt
+        raise UsageError(f"cannot apply LoRA to {type(visual).__name__} with lora.target_modules="
+                         f"{list(settings.target_modules)}: {str(exc).splitlines()[0]}") from None
+
+
+def apply_lora(classifier: ClipClassifier, settings: LoraConfig) -> list[nn.Parameter]:
+    """Wrap the image tower's target modules with LoRA in place; only the adapters stay trainable."""
+    if is_adapted(classifier):
+        raise UsageError("this model already carries LoRA adapters")
+    device = classifier.mean.device
+    tuner = _inject(classifier.clip.visual, settings)
+    classifier.__dict__[_TUNER] = tuner  # a plain attribute: deepcopy keeps it pointing at the copied tower
+    classifier.to(device)
+    adapters = [p for name, p in classifier.clip.visual.named_parameters() if ".lora_" in name]
+    classifier.freeze_all_but(adapters)
+    return adapters
+
+
+def is_adapted(classifier: ClipClassifier) -> bool:
+    return _TUNER in classifier.__dict__
+
+
+def merged_clip_state(classifier: ClipClassifier) -> dict[str, torch.Tensor]:
+    """The whole open_clip state dict with any adapters merged (plain keys); the classifier is not changed."""
+    clip = classifier.clip
+    if not is_adapted(classifier):
+        return clip.state_dict()
+    visual = copy.deepcopy(classifier.__dict__[_TUNER]).merge_and_unload()
+    state = {k: v for k, v in clip.state_dict().items() if not k.startswith("visual.")}
+    state.update({f"visual.{k}": v.detach() for k, v in visual.state_dict().items()})
+    return state
+
+
+def has_adapters(model_state: Mapping[str, Any]) -> bool:
+    return any(ADAPTER_KEY in key for key in model_state)
+
+
+def merge_state(model_state: Mapping[str, torch.Tensor], recipe: Mapping[str, Any], spec: ModelSpec,
+                ) -> dict[str, torch.Tensor]:
+    """Plain open_clip weights from an adapted state dict (a LoRA run's step checkpoint), merged by peft."""
+    from tgazsr_cli.checkpoints.checkpoint import check_compatible
+    from tgazsr_cli.models.building import build_clip
+
+    settings = build_section(LoraConfig, dict(recipe.get("lora") or {}), "lora.")
+    clip = build_clip(spec, load_weights=False)
+    tuner = _inject(clip.visual, settings)
+    check_compatible(model_state, clip.state_dict())
+    clip.load_state_dict(dict(model_state))
+    tuner.merge_and_unload()
+    return {k: v.detach() for k, v in clip.state_dict().items()}
+
+
+def plain_checkpoint(state: Checkpoint) -> Checkpoint:
+    """A checkpoint whose model weights plain open_clip loads: adapters, if any, merged into the image tower."""
+    if not has_adapters(state.model_state):
+        return state
+    from tgazsr_cli.models.building import ModelSpec
+
+    info = state.info
+    spec = ModelSpec(info.model_name, info.pretrained, info.model_cfg, info.preprocess_cfg)
+    merged = merge_state(state.model_state, info.recipe, spec)
+    return dataclasses.replace(state, model_state=merged, optimizer_state=None)

@@ -1,0 +1,136 @@
+"""Durable file writes and safe safetensors reads shared by checkpoints, exports and adversarial examples.
+
+Writes are atomic (temporary sibling, fsync, rename, fsync of the folder), so a kill mid-save never leaves a
+partial file under the final name, and files get the usual umask-derived mode (group-readable on clusters).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import secrets
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+
+from tgazsr_cli.errors import RuntimeFailure, UsageError, first_line
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
+FILE_MODE = 0o666 & ~_umask()
+
+
+def check_json(value: Any, where: str) -> None:
+    """Reject what JSON cannot hold or would corrupt (objects, NaN, non-string keys), naming where it is.
+
+    Tuples are allowed and come back as lists (torch accepts list `betas` in param_groups).
+    """
+    if value is None or isinstance(value, (str, bool, int)):
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise UsageError(f"checkpoint {where} is {value}, which JSON cannot hold")
+        return
+    if isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            check_json(item, f"{where}[{i}]")
+        return
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise UsageError(f"checkpoint {where} has a non-string key {key!r} (JSON keys are strings)")
+            check_json(item, f"{where}[{key!r}]")
+        return
+    raise UsageError(f"checkpoint {where} is a {type(value).__name__}, which is not JSON-serialisable")
+
+
+def owned_tensors(tensors: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+    """CPU, contiguous, one storage each: safetensors refuses shared storage (tied weights) and strides."""
+    seen: set[int] = set()
+    out: dict[str, torch.Tensor] = {}
+    for key, tensor in tensors.items():
+        if not isinstance(tensor, torch.Tensor):
+            raise UsageError(f"cannot save '{key}': a {type(tensor).__name__}, not a tensor")
+        tensor = tensor.detach().cpu()
+        pointer = tensor.untyped_storage().data_ptr()
+        if pointer in seen or not tensor.is_contiguous():
+            tensor = tensor.contiguous().clone()
+            pointer = tensor.untyped_storage().data_ptr()
+        seen.add(pointer)
+        out[key] = tensor
+    return out
+
+
+def fsync_dir(directory: Path) -> None:
+    """Make the rename itself durable; some filesystems cannot open folders, which is fine."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: Path, write: Callable[[Path], Any]) -> Path:
+    """Call `write(tmp)` for a hidden sibling, fsync it, rename it over `path`; no partial file survives."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        write(tmp)
+        os.chmod(tmp, FILE_MODE)  # writers may create 0600 files; results are shared like any other file
+        with tmp.open("rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+    return path
+
+
+def atomic_save_tensors(path: Path | str, tensors: Mapping[str, Any], metadata: dict[str, str]) -> Path:
+    """safetensors file written atomically; RuntimeFailure when the disk says no."""
+    try:
+        return atomic_write(Path(path), lambda tmp: save_file(owned_tensors(tensors), str(tmp), metadata=metadata))
+    except (OSError, SafetensorError) as exc:
+        raise RuntimeFailure(f"cannot write {path}: {getattr(exc, 'strerror', None) or exc}") from exc
+
+
+def read_header(path: Path) -> dict[str, str]:
+    """The safetensors header metadata; truncation shows here because the header fixes the file size."""
+    if not path.exists():
+        raise UsageError(f"checkpoint '{path}' does not exist")
+    if not path.is_file():
+        raise UsageError(f"checkpoint '{path}' is not a file")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            return handle.metadata() or {}
+    except SafetensorError as exc:
+        reason = first_line(exc)
+        raise UsageError(f"'{path}' is not a valid safetensors file, or is truncated ({reason})") from None
+    except OSError as exc:
+        raise RuntimeFailure(f"cannot read '{path}': {exc.strerror or exc}") from exc
+
+
+def read_tensors(path: Path) -> dict[str, torch.Tensor]:
+    """Every tensor of a safetensors file, on the CPU."""
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            return {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118 - not a mapping
+    except (SafetensorError, RuntimeError) as exc:
+        raise UsageError(f"'{path}' is corrupt: {first_line(exc)}") from None
+    except OSError as exc:
+        raise RuntimeFailure(f"cannot read '{path}': {exc.strerror or exc}") from exc

@@ -1,0 +1,1 @@
+"""The adversarial fine-tuning loop: epochs, schedule, precision, step bookkeeping, exact resume."""
