@@ -24,9 +24,10 @@ install: $(VENV)/.installed
 demo: install
 	PATH="$(abspath $(BIN)):$$PATH" bash scripts/demo.sh $(DEMO_DIR)
 
-# Everything: lint, the whole suite (slow tests included), then the wheel-install check.
+# Everything: lint, the import-layer contracts (pyproject.toml), the whole suite (slow tests included), then the wheel-install check.
 test: install
 	$(BIN)/ruff check tgazsr_cli tests scripts bench
+	$(BIN)/lint-imports
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -W ignore::UserWarning
 	TORCH="$(TORCH)" PYTHON="$(PYTHON)" bash scripts/check_wheel.sh
 
@@ -39,6 +40,7 @@ check-wheel: install
 
 lint: install
 	$(BIN)/ruff check tgazsr_cli tests scripts bench
+	$(BIN)/lint-imports
 
 # CPU benchmarks against the reference code's computation pattern and torchattacks (bench/README.md).
 bench: install

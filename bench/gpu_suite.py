@@ -10,7 +10,7 @@ Sections (all by default, in this order; `--sections` picks some):
 - precision: robust accuracy of the shipped mini CLIP on shipped fashion-mnist-a test images under PGD with
   the attack run in fp32 and in bf16 (same images, same random start; predictions scored in fp32);
 - suite: the projected wall time of the 16-dataset PGD-100 suite (recipes/eval/zs16.yaml; test split sizes
-  from the dataset table) at the measured PGD-100 rate;
+  from the dataset files' `splits: test: size`) at the measured PGD-100 rate;
 - transform: the decoded cache's on-device batch transform (uint8 64 x 64 -> 224 x 224 float).
 
     python bench/gpu_suite.py                 # on a CUDA machine, about 3-5 minutes
@@ -35,7 +35,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a ch
 
 from tgazsr_cli.attacks import ThreatModel
 from tgazsr_cli.attacks.pgd import pgd
-from tgazsr_cli.config.recipe import PAPER_TEMPLATE, load_recipe
+from tgazsr_cli.config import load_recipe
+from tgazsr_cli.config.recipe import PAPER_TEMPLATE
+from tgazsr_cli.data import DatasetSpec
 from tgazsr_cli.data.loading import ImageClassificationData
 from tgazsr_cli.models.classifier import ClipClassifier, load_classifier
 from tgazsr_cli.training.loop import Trainer
@@ -218,11 +220,11 @@ def precision_gap(args: argparse.Namespace, device: torch.device) -> None:
 
 
 def suite_projection(rates: dict[str, float], steps: int) -> None:
-    from tgazsr_cli.config.recipe import find_recipe
+    from tgazsr_cli.config import find_recipe
     from tgazsr_cli.data import get_dataset_spec
 
     names = load_recipe(str(find_recipe("eval/zs16"))).eval.datasets
-    sizes = {name: test_size(get_dataset_spec(name).description) for name in names}
+    sizes = {name: test_size(get_dataset_spec(name)) for name in names}
     total = sum(sizes.values())
     print(f"16-dataset PGD suite (recipes/eval/zs16.yaml): {total:,} test images "
           f"({', '.join(f'{n} {s:,}' for n, s in sizes.items())})")
@@ -231,16 +233,12 @@ def suite_projection(rates: dict[str, float], steps: int) -> None:
               f"(attack only; clean pass and decoding not included); target < 1 h")
 
 
-def test_size(description: str) -> int:
-    """The scored split's size as the dataset table states it ("test 10,000", "all 27,000 images", "50k")."""
-    patterns = (r"all ([\d,]+) images", r"test(?: split of partition 1,)? ([\d,]+)", r"validation (\d+)k",
-                r"valid (\d+)k", r"([\d,]+) (?:natural|out-of|renditions)")
-    for pattern in patterns:
-        match = re.search(pattern, description)
-        if match:
-            value = int(match.group(1).replace(",", ""))
-            return value * 1000 if "k" in pattern else value
-    raise ValueError(f"no split size in {description!r}")
+def test_size(spec: DatasetSpec) -> int:
+    """The scored split's size as the dataset table states it (`spec.splits["test"].size`, a number)."""
+    size = spec.split_size("test")
+    if size is None:
+        raise ValueError(f"no split size for the test split of dataset '{spec.name}' in {spec.defined_in}")
+    return size
 
 
 def transform_rate(args: argparse.Namespace, device: torch.device) -> None:

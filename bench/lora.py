@@ -27,7 +27,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
 
-from tgazsr_cli.config.recipe import PAPER_TEMPLATE, load_recipe
+from tgazsr_cli.config import load_recipe
+from tgazsr_cli.config.recipe import PAPER_TEMPLATE
 from tgazsr_cli.data.loading import ImageClassificationData
 from tgazsr_cli.models.classifier import load_classifier
 from tgazsr_cli.training.loop import Trainer

@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from tgazsr_cli.analysis.lr_rule import gentlest_lr, grid_run_name, lr_choices, lr_rule_markdown, original_accuracy
-from tgazsr_cli.config.recipe import load_recipe
+from tgazsr_cli.config import load_recipe
 from tgazsr_cli.runtime.resources import package_path
 
 VALIDATION = "emoji-seen"

@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tgazsr_cli.cli.app import main
-from tgazsr_cli.config.recipe import Recipe, load_recipe
+from tgazsr_cli.config import Recipe, load_recipe
 from tgazsr_cli.errors import UsageError
 
 NUMERIC_KEYS = ["method_options.alpha", "method_options.beta", "loss.alpha", "optim.lr", "optim.momentum",

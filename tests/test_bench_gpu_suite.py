@@ -1,21 +1,24 @@
-"""bench/gpu_suite.py: its CPU smoke mode runs end to end, and the suite projection reads every split size."""
+"""bench/gpu_suite.py: its CPU smoke mode runs end to end, and the suite projection reads every split size
+from the dataset table (numbers in the dataset files, not prose)."""
 
 from __future__ import annotations
 
 import pytest
 
 from bench import gpu_suite
-from tgazsr_cli.config.recipe import find_recipe, load_recipe
-from tgazsr_cli.data import get_dataset_spec
+from tgazsr_cli.config import find_recipe, load_recipe
+from tgazsr_cli.data import DatasetSpec, SplitSpec, get_dataset_spec
 
 
 def test_every_suite_dataset_states_its_scored_split_size() -> None:
     names = load_recipe(str(find_recipe("eval/zs16"))).eval.datasets
-    sizes = {name: gpu_suite.test_size(get_dataset_spec(name).description) for name in names}
+    sizes = {name: gpu_suite.test_size(get_dataset_spec(name)) for name in names}
     assert len(sizes) == 16 and sizes["cifar10"] == 10_000 and sizes["imagenet"] == 50_000
     assert sizes["sun397"] == 108_754 and sizes["tinyimagenet"] == 10_000
+    unsized = DatasetSpec(name="unsized", classnames=("a", "b"), templates=("{}",), resize_mode="resize",
+                          hub_id=None, splits={"test": SplitSpec("test")}, description="a dataset without numbers")
     with pytest.raises(ValueError, match="no split size"):
-        gpu_suite.test_size("a dataset without numbers")
+        gpu_suite.test_size(unsized)
 
 
 def test_tiny_run_prints_pgd_rates_and_the_projection(capsys: pytest.CaptureFixture[str]) -> None:

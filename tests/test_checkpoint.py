@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import dataclasses
 import json
 import os
 import pickle
@@ -19,14 +20,19 @@ from typing import Any
 import numpy as np
 import open_clip
 import pytest
+import safetensors.torch
 import torch
 from safetensors.torch import save_file
 
 from tgazsr_cli.checkpoints import checkpoint as ckpt
 from tgazsr_cli.checkpoints import export
+from tgazsr_cli.checkpoints.metadata import CheckpointMetadata, read_metadata
+from tgazsr_cli.checkpoints.rng import capture_rng_state, restore_rng_state
+from tgazsr_cli.checkpoints.run_dir import checkpoint_name, latest_checkpoint, rotate_checkpoints
 from tgazsr_cli.errors import RuntimeFailure, UsageError
 from tgazsr_cli.runtime import atomic
 from tgazsr_cli.weights import files as weights_file
+from tgazsr_cli.weights.state_dict import check_compatible
 
 CONFIG_DIR = Path(ckpt.__file__).parents[1] / "models" / "configs"
 TINY_CFG: dict[str, Any] = json.loads((CONFIG_DIR / "tgazsr-tiny.json").read_text())
@@ -45,15 +51,19 @@ def clip() -> torch.nn.Module:
     return tiny_clip()
 
 
-def metadata(step: int = 7, kind: str = "training") -> dict[str, Any]:
-    return {"kind": kind, "method": "tga-zsr", "recipe": {"optim": {"lr": 1e-5, "betas": [0.9, 0.99]}},
-            "model_name": "tgazsr-tiny", "pretrained": None, "model_cfg": TINY_CFG,
-            "preprocess_cfg": PREPROCESS,
-            "step": step, "epoch": 1, "scheduler": {"name": "cosine", "step": step}, "extra": {"note": "ü"}}
+def metadata(step: int = 7, kind: str = "training") -> CheckpointMetadata:
+    return CheckpointMetadata(kind=kind, method="tga-zsr", recipe={"optim": {"lr": 1e-5, "betas": [0.9, 0.99]}},
+                              model_name="tgazsr-tiny", pretrained=None, model_cfg=TINY_CFG,
+                              preprocess_cfg=PREPROCESS, step=step, epoch=1, extra={"note": "ü"})
+
+
+def header_document(path: Path) -> dict[str, Any]:
+    """The raw JSON document in a checkpoint's header, as a reader of the file format sees it."""
+    return json.loads(atomic.read_header(path)["tgazsr"])
 
 
 def save_step(directory: Path, step: int, state: dict[str, torch.Tensor]) -> Path:
-    path = directory / ckpt.checkpoint_name(step)
+    path = directory / checkpoint_name(step)
     return ckpt.save_checkpoint(path, model_state=state, metadata=metadata(step))
 
 
@@ -63,7 +73,7 @@ def small_state() -> dict[str, torch.Tensor]:
 
 # -- round trips ---------------------------------------------------------------------------------------------
 def test_checkpoint_name_sorts_by_step() -> None:
-    assert ckpt.checkpoint_name(123) == "step-00000123.safetensors"
+    assert checkpoint_name(123) == "step-00000123.safetensors"
 
 
 def test_round_trip_is_bitwise_exact(clip: torch.nn.Module, tmp_path: Path) -> None:
@@ -76,16 +86,45 @@ def test_round_trip_is_bitwise_exact(clip: torch.nn.Module, tmp_path: Path) -> N
     for key, tensor in state.items():
         assert loaded.model_state[key].dtype == tensor.dtype
         assert torch.equal(loaded.model_state[key], tensor), key
-    assert {k: loaded.metadata[k] for k in meta} == meta
-    assert loaded.metadata["format"] == "tgazsr-checkpoint" and loaded.metadata["format_version"] == 1
-    assert set(loaded.metadata["versions"]) >= {"tgazsr", "torch", "open_clip", "safetensors", "python"}
-    assert ckpt.read_metadata(path) == loaded.metadata
+    assert isinstance(loaded.metadata, CheckpointMetadata) and loaded.metadata == meta
+    document = header_document(path)
+    assert document["format"] == "tgazsr-checkpoint" and document["format_version"] == 1
+    assert {k: document[k] for k in meta.to_dict()} == meta.to_dict()
+    assert set(loaded.metadata.versions) >= {"tgazsr", "torch", "open_clip", "safetensors", "python"}
+    assert read_metadata(path) == loaded.metadata
+
+
+def test_metadata_must_be_typed_and_of_a_known_kind(tmp_path: Path) -> None:
+    with pytest.raises(TypeError, match="CheckpointMetadata"):
+        ckpt.save_checkpoint(tmp_path / "d.safetensors", model_state=small_state(),
+                             metadata=metadata().to_dict())  # type: ignore[arg-type]
+    with pytest.raises(UsageError, match="kind must be one of training, model"):
+        ckpt.save_checkpoint(tmp_path / "k.safetensors", model_state=small_state(), metadata=metadata(kind="best"))
+    assert not list(tmp_path.iterdir())
+
+
+def test_schema_1_documents_upgrade_and_newer_schemas_are_refused(tmp_path: Path) -> None:
+    old = {**metadata().to_dict(), "format": "tgazsr-checkpoint", "format_version": 1, "optimizer": None,
+           "rng": None, "scheduler": {"name": "cosine", "step": 7}, "extra": {"skipped_steps": 2, "note": "ü"}}
+    del old["schema"], old["skipped_steps"], old["skipped_images"]
+    old["future_field"] = 1
+    path = tmp_path / "v1.safetensors"
+    save_file({"model.w": torch.zeros(1)}, str(path), metadata={"tgazsr": json.dumps(old)})
+    info = read_metadata(path)
+    assert (info.skipped_steps, info.skipped_images, info.schema) == (2, 0, 2)
+    assert info.extra == {"note": "ü", "future_field": 1} and info.step == 7
+    assert ckpt.load_checkpoint(path).metadata == info
+    newer = {**old, "schema": 99}
+    save_file({"model.w": torch.zeros(1)}, str(path), metadata={"tgazsr": json.dumps(newer)})
+    with pytest.raises(UsageError, match=r"metadata schema 99.*upgrade tgazsr"):
+        read_metadata(path)
+    assert latest_checkpoint(tmp_path, "v1.safetensors") is None  # unreadable metadata: not resumable
 
 
 def test_shared_strided_and_bf16_tensors_are_saved(tmp_path: Path) -> None:
     tied = torch.randn(4, 3)
     state = {"embed": tied, "head": tied, "view": tied.t(), "half": torch.randn(5).bfloat16()}
-    path = ckpt.save_checkpoint(tmp_path / "t.safetensors", model_state=state, metadata={})
+    path = ckpt.save_checkpoint(tmp_path / "t.safetensors", model_state=state, metadata=metadata())
     loaded = ckpt.load_checkpoint(path)
     for key, tensor in state.items():
         assert torch.equal(loaded.model_state[key], tensor) and loaded.model_state[key].dtype == tensor.dtype
@@ -100,7 +139,7 @@ def test_shared_strided_and_bf16_tensors_are_saved(tmp_path: Path) -> None:
 def test_metadata_json_cannot_hold_is_rejected_before_writing(tmp_path: Path, bad: dict, where: str) -> None:
     path = tmp_path / "bad.safetensors"
     with pytest.raises(UsageError, match=where) as info:
-        ckpt.save_checkpoint(path, model_state=small_state(), metadata={**metadata(), **bad})
+        ckpt.save_checkpoint(path, model_state=small_state(), metadata=dataclasses.replace(metadata(), **bad))
     assert "metadata[" in str(info.value)
     assert not list(tmp_path.iterdir())
 
@@ -123,7 +162,7 @@ def test_optimizer_round_trip_gives_identical_next_step(tmp_path: Path, make_opt
     original = torch.nn.Sequential(torch.nn.Linear(4, 5), torch.nn.Tanh(), torch.nn.Linear(5, 2))
     optimizer = make_optimizer(original.parameters())
     train_steps(original, optimizer, steps=3, seed=1)
-    path = ckpt.save_checkpoint(tmp_path / "o.safetensors", model_state=original.state_dict(), metadata={},
+    path = ckpt.save_checkpoint(tmp_path / "o.safetensors", model_state=original.state_dict(), metadata=metadata(),
                                 optimizer_state=optimizer.state_dict())
     torch.manual_seed(99)
     resumed = torch.nn.Sequential(torch.nn.Linear(4, 5), torch.nn.Tanh(), torch.nn.Linear(5, 2))
@@ -144,11 +183,11 @@ def draw() -> tuple[Any, ...]:
 def test_rng_round_trip_reproduces_the_same_numbers(tmp_path: Path) -> None:
     random.gauss(0, 1)  # leaves a cached Gaussian in python's state, which must survive too
     np.random.standard_normal()
-    path = ckpt.save_checkpoint(tmp_path / "r.safetensors", model_state=small_state(), metadata={},
-                                rng_state=ckpt.capture_rng_state())
+    path = ckpt.save_checkpoint(tmp_path / "r.safetensors", model_state=small_state(), metadata=metadata(),
+                                rng_state=capture_rng_state())
     expected = draw()
     draw()
-    ckpt.restore_rng_state(ckpt.load_checkpoint(path).rng_state)
+    restore_rng_state(ckpt.load_checkpoint(path).rng_state)
     again = draw()
     assert torch.equal(expected[0], again[0]) and expected[1:3] == again[1:3]
     assert np.array_equal(expected[3], again[3])
@@ -160,13 +199,13 @@ def test_cuda_map_location_and_cuda_rng_round_trip(tmp_path: Path) -> None:
     optimizer = torch.optim.AdamW(model.parameters(), lr=0.1)
     model(torch.randn(3, 4, device="cuda")).sum().backward()
     optimizer.step()
-    path = ckpt.save_checkpoint(tmp_path / "g.safetensors", model_state=model.state_dict(), metadata={},
-                                optimizer_state=optimizer.state_dict(), rng_state=ckpt.capture_rng_state())
+    path = ckpt.save_checkpoint(tmp_path / "g.safetensors", model_state=model.state_dict(), metadata=metadata(),
+                                optimizer_state=optimizer.state_dict(), rng_state=capture_rng_state())
     expected = torch.rand(4, device="cuda")
     loaded = ckpt.load_checkpoint(path, map_location="cuda")
     assert all(v.is_cuda for v in loaded.model_state.values())
     optimizer.load_state_dict(loaded.optimizer_state)
-    ckpt.restore_rng_state(loaded.rng_state)
+    restore_rng_state(loaded.rng_state)
     assert torch.equal(torch.rand(4, device="cuda"), expected)
 
 
@@ -179,28 +218,28 @@ def assert_intact(path: Path, state: dict[str, torch.Tensor]) -> None:
 
 def test_failed_rename_keeps_previous_file_and_leaves_no_temp(tmp_path: Path,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    path = ckpt.save_checkpoint(tmp_path / "c.safetensors", model_state=small_state(), metadata={})
+    path = ckpt.save_checkpoint(tmp_path / "c.safetensors", model_state=small_state(), metadata=metadata())
 
     def no_space(*_: Any) -> None:
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(atomic.os, "replace", no_space)
     with pytest.raises(RuntimeFailure, match="No space left"):
-        ckpt.save_checkpoint(path, model_state={"w": torch.zeros(2)}, metadata={})
+        ckpt.save_checkpoint(path, model_state={"w": torch.zeros(2)}, metadata=metadata())
     monkeypatch.undo()
     assert_intact(path, small_state())
 
 
 def test_crash_mid_write_keeps_previous_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    path = ckpt.save_checkpoint(tmp_path / "c.safetensors", model_state=small_state(), metadata={})
+    path = ckpt.save_checkpoint(tmp_path / "c.safetensors", model_state=small_state(), metadata=metadata())
 
     def half_written(tensors: dict, filename: str, metadata: dict) -> None:
         Path(filename).write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{")
         raise KeyboardInterrupt  # Ctrl-C lands in the middle of the write
 
-    monkeypatch.setattr(atomic, "save_file", half_written)
+    monkeypatch.setattr(safetensors.torch, "save_file", half_written)  # runtime.atomic imports it when writing
     with pytest.raises(KeyboardInterrupt):
-        ckpt.save_checkpoint(path, model_state={"w": torch.zeros(2)}, metadata={})
+        ckpt.save_checkpoint(path, model_state={"w": torch.zeros(2)}, metadata=metadata())
     monkeypatch.undo()
     assert_intact(path, small_state())
 
@@ -208,13 +247,16 @@ def test_crash_mid_write_keeps_previous_file(tmp_path: Path, monkeypatch: pytest
 KILLER = textwrap.dedent("""
     import sys, torch
     from tgazsr_cli.checkpoints import checkpoint as ckpt
+    from tgazsr_cli.checkpoints.metadata import CheckpointMetadata
+    def meta(n):
+        return CheckpointMetadata(kind="model", method="tga-zsr", model_name="tgazsr-tiny", model_cfg={}, step=n)
     path = sys.argv[1]
-    ckpt.save_checkpoint(path, model_state={"w": torch.zeros(1)}, metadata={"n": 0})
+    ckpt.save_checkpoint(path, model_state={"w": torch.zeros(1)}, metadata=meta(0))
     print("ready", flush=True)
     n = 0
     while True:
         n += 1
-        ckpt.save_checkpoint(path, model_state={"w": torch.full((500_000,), float(n))}, metadata={"n": n})
+        ckpt.save_checkpoint(path, model_state={"w": torch.full((500_000,), float(n))}, metadata=meta(n))
 """)
 
 
@@ -231,7 +273,7 @@ def test_sigkill_during_saves_leaves_a_loadable_file(tmp_path: Path) -> None:
         process.send_signal(signal.SIGKILL)
         process.wait()
     loaded = ckpt.load_checkpoint(path)
-    assert torch.all(loaded.model_state["w"] == loaded.metadata["n"])
+    assert torch.all(loaded.model_state["w"] == loaded.metadata.step)
 
 
 # -- bad input -----------------------------------------------------------------------------------------------
@@ -245,7 +287,7 @@ def newer_format(path: Path) -> None:
 
 
 def truncated(path: Path) -> None:
-    ckpt.save_checkpoint(path, model_state=small_state(), metadata={})
+    ckpt.save_checkpoint(path, model_state=small_state(), metadata=metadata())
     path.write_bytes(path.read_bytes()[:-7])
 
 
@@ -263,7 +305,7 @@ def test_bad_files_give_one_line_usage_errors(tmp_path: Path, make: Callable[[Pa
                                               message: str) -> None:
     path = tmp_path / "x.safetensors"
     make(path)
-    for read in (ckpt.load_checkpoint, ckpt.read_metadata):
+    for read in (ckpt.load_checkpoint, read_metadata):
         with pytest.raises(UsageError, match=message) as info:
             read(path)
         assert str(path) in str(info.value) and "\n" not in str(info.value)
@@ -271,55 +313,55 @@ def test_bad_files_give_one_line_usage_errors(tmp_path: Path, make: Callable[[Pa
 
 # -- run folders ---------------------------------------------------------------------------------------------
 def test_latest_checkpoint_skips_a_corrupt_newest_file(tmp_path: Path) -> None:
-    assert ckpt.latest_checkpoint(tmp_path / "nowhere") is None
-    assert ckpt.latest_checkpoint(tmp_path) is None
+    assert latest_checkpoint(tmp_path / "nowhere") is None
+    assert latest_checkpoint(tmp_path) is None
     for step in (1, 2, 10):
         save_step(tmp_path, step, small_state())
-    assert ckpt.latest_checkpoint(tmp_path) == tmp_path / ckpt.checkpoint_name(10)
-    truncated(tmp_path / ckpt.checkpoint_name(10))
-    (tmp_path / ckpt.checkpoint_name(11)).write_bytes(os.urandom(100))
-    (tmp_path / f".{ckpt.checkpoint_name(12)}.123.ab.tmp").write_bytes(b"half")
-    assert ckpt.latest_checkpoint(tmp_path) == tmp_path / ckpt.checkpoint_name(2)
+    assert latest_checkpoint(tmp_path) == tmp_path / checkpoint_name(10)
+    truncated(tmp_path / checkpoint_name(10))
+    (tmp_path / checkpoint_name(11)).write_bytes(os.urandom(100))
+    (tmp_path / f".{checkpoint_name(12)}.123.ab.tmp").write_bytes(b"half")
+    assert latest_checkpoint(tmp_path) == tmp_path / checkpoint_name(2)
 
 
 def test_rotation_keeps_the_last_k_by_step_number(tmp_path: Path) -> None:
     for step in (5, 100, 20, 3, 40):
         save_step(tmp_path, step, small_state())
     (tmp_path / "final.safetensors").write_bytes(b"not a step file")
-    kept = ckpt.rotate_checkpoints(tmp_path, keep_last=2)
-    assert kept == [tmp_path / ckpt.checkpoint_name(40), tmp_path / ckpt.checkpoint_name(100)]
+    kept = rotate_checkpoints(tmp_path, keep_last=2)
+    assert kept == [tmp_path / checkpoint_name(40), tmp_path / checkpoint_name(100)]
     remaining = sorted(p.name for p in tmp_path.iterdir())
     assert remaining == sorted([*(p.name for p in kept), "final.safetensors"])
     with pytest.raises(UsageError, match="keep_last"):
-        ckpt.rotate_checkpoints(tmp_path, keep_last=0)
+        rotate_checkpoints(tmp_path, keep_last=0)
 
 
 def test_rotation_never_deletes_the_last_valid_file_for_a_corrupt_one(tmp_path: Path) -> None:
     for step in (1, 2, 3):
         save_step(tmp_path, step, small_state())
-    truncated(tmp_path / ckpt.checkpoint_name(3))
-    assert ckpt.rotate_checkpoints(tmp_path, keep_last=1) == [tmp_path / ckpt.checkpoint_name(2)]
-    assert sorted(p.name for p in tmp_path.iterdir()) == [ckpt.checkpoint_name(2), ckpt.checkpoint_name(3)]
+    truncated(tmp_path / checkpoint_name(3))
+    assert rotate_checkpoints(tmp_path, keep_last=1) == [tmp_path / checkpoint_name(2)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [checkpoint_name(2), checkpoint_name(3)]
 
 
 def test_rotation_with_another_pattern(tmp_path: Path) -> None:
     for epoch in range(4):
-        ckpt.save_checkpoint(tmp_path / f"epoch-{epoch}.safetensors", model_state=small_state(), metadata={})
+        ckpt.save_checkpoint(tmp_path / f"epoch-{epoch}.safetensors", model_state=small_state(), metadata=metadata())
     save_step(tmp_path, 1, small_state())
-    kept = ckpt.rotate_checkpoints(tmp_path, pattern="epoch-*.safetensors", keep_last=1)
+    kept = rotate_checkpoints(tmp_path, pattern="epoch-*.safetensors", keep_last=1)
     assert kept == [tmp_path / "epoch-3.safetensors"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["epoch-3.safetensors", ckpt.checkpoint_name(1)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["epoch-3.safetensors", checkpoint_name(1)]
 
 
 # -- architecture and interoperability -----------------------------------------------------------------------
 def test_check_compatible_names_what_differs(clip: torch.nn.Module) -> None:
     state = clip.state_dict()
-    ckpt.check_compatible(state, state)
-    ckpt.check_compatible(state, {k: tuple(v.shape) for k, v in state.items()})
+    check_compatible(state, state)
+    check_compatible(state, {k: tuple(v.shape) for k, v in state.items()})
     other_cfg = {**TINY_CFG, "vision_cfg": {**TINY_CFG["vision_cfg"], "width": 48, "layers": 1}}
     other = open_clip.CLIP(**other_cfg).state_dict()
     with pytest.raises(UsageError, match="different architecture") as info:
-        ckpt.check_compatible(other, state)
+        check_compatible(other, state)
     text = str(info.value)
     assert "missing keys (visual.transformer.resblocks.1." in text and "shape mismatches (" in text
     assert "\n" not in text
@@ -336,11 +378,11 @@ def test_export_loads_in_plain_open_clip_with_identical_outputs(clip: torch.nn.M
     saved = ckpt.save_checkpoint(tmp_path / "m.safetensors", model_state=clip.state_dict(),
                                  metadata=metadata(kind="model"))
     loaded = ckpt.load_checkpoint(saved)
-    out = export.export_open_clip(loaded, model_cfg=loaded.metadata["model_cfg"],
-                                preprocess_cfg=loaded.metadata["preprocess_cfg"], out_dir=tmp_path / "export")
+    out = export.export_open_clip(loaded, model_cfg=loaded.metadata.model_cfg,
+                                  preprocess_cfg=loaded.metadata.preprocess_cfg, out_dir=tmp_path / "export")
     assert sorted(p.name for p in out.iterdir()) == ["open_clip_config.json", "open_clip_model.safetensors"]
     exported = open_clip.create_model("local-dir:" + str(out)).eval()
-    rebuilt = open_clip.CLIP(**loaded.metadata["model_cfg"]).eval()
+    rebuilt = open_clip.CLIP(**loaded.metadata.model_cfg).eval()
     rebuilt.load_state_dict(loaded.model_state)
     images = torch.rand(3, 3, 28, 28, generator=torch.Generator().manual_seed(0))
     tokens = torch.randint(0, 49408, (4, 16), generator=torch.Generator().manual_seed(1))
@@ -373,7 +415,7 @@ def test_foreign_pickled_state_dicts_load(clip: torch.nn.Module, tmp_path: Path,
 
 def test_foreign_safetensors_and_our_own_checkpoints_load(tmp_path: Path) -> None:
     save_file(small_state(), str(tmp_path / "f.safetensors"))
-    ckpt.save_checkpoint(tmp_path / "ours.safetensors", model_state=small_state(), metadata={})
+    ckpt.save_checkpoint(tmp_path / "ours.safetensors", model_state=small_state(), metadata=metadata())
     for name in ("f.safetensors", "ours.safetensors"):
         loaded = weights_file.load_foreign_state_dict(tmp_path / name)
         assert all(torch.equal(loaded[k], v) for k, v in small_state().items()) and len(loaded) == 2

@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from tgazsr_cli.checkpoints.checkpoint import read_metadata
+from tgazsr_cli.checkpoints.metadata import read_metadata
 from tgazsr_cli.cli.app import main
 
 TRAIN = ["train", "--recipe", "tiny", "--set", "optim.max_steps=6", "--set", "train.save_every=3", "--epochs", "3"]
@@ -30,9 +30,9 @@ def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, s
 
 def test_train_writes_checkpoints_recipe_and_metrics(run_dir: Path) -> None:
     meta = read_metadata(run_dir / "final.safetensors")
-    assert meta["method"] == "tga-zsr" and meta["step"] == 6 and meta["kind"] == "model"
-    assert meta["model_name"] == "tgazsr-tiny" and meta["recipe"]["method_options"]["alpha"] == 0.08
-    assert {"torch", "open_clip", "safetensors"} <= set(meta["versions"])
+    assert meta.method == "tga-zsr" and meta.step == 6 and meta.kind == "model"
+    assert meta.model_name == "tgazsr-tiny" and meta.recipe["method_options"]["alpha"] == 0.08
+    assert {"torch", "open_clip", "safetensors"} <= set(meta.versions)
     assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == [
         "step-00000003.safetensors", "step-00000006.safetensors"]
     lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
@@ -117,7 +117,8 @@ def test_export_loads_in_plain_open_clip_with_identical_logits(run_dir: Path, tm
 
 
 def test_print_config_shows_the_resolved_recipe(capsys: pytest.CaptureFixture[str]) -> None:
-    code, stdout, _ = run_cli(["train", "--recipe", "tiny", "--alpha", "0.5", "--print-config"], capsys)
+    code, stdout, _ = run_cli(["train", "--recipe", "tiny", "--set", "method_options.alpha=0.5", "--print-config"],
+                              capsys)
     assert code == 0
     assert "alpha: 0.5" in stdout and "name: tgazsr-tiny" in stdout
 
@@ -129,7 +130,7 @@ def test_print_config_shows_the_resolved_recipe(capsys: pytest.CaptureFixture[st
     (["eval", "--checkpoint", "/nonexistent/run"], 2, "does not exist"),
     (["eval", "--model", "ViT-B-99"], 2, "unknown model 'ViT-B-99'"),
     (["eval", "--model", "tgazsr-tiny", "--attack", "pgdd"], 2, "unknown attack or attack suite 'pgdd'"),
-    (["eval", "--model", "tgazsr-tiny", "--eps", "-1"], 2, "eps must be in"),
+    (["eval", "--model", "tgazsr-tiny", "--eps", "-1"], 2, "'eval.eps' must be in [0, 64]"),
     (["attack", "--model", "tgazsr-tiny", "--dataset", "no-such-set"], 2, "unknown dataset"),
     (["visualize-attention", "/no/such.png", "--model", "tgazsr-tiny", "--classes", "a,b"], 2, "does not exist"),
 ])

@@ -78,10 +78,15 @@ def test_train_builds_one_plan(captured: dict[str, Any], tmp_path: Path) -> None
     assert (plan.recipe.method, plan.recipe.optim.lr, plan.recipe.optim.max_steps) == ("tecoa", 0.01, 3)
 
 
-def test_train_alpha_flag_is_a_method_option(captured: dict[str, Any], tmp_path: Path) -> None:
-    assert main(["train", "--recipe", "tiny", "--alpha", "0.3", "-o", str(tmp_path / "r")]) == 0
+def test_method_options_go_through_set_and_train_has_no_method_flags(captured: dict[str, Any],
+                                                                     tmp_path: Path) -> None:
+    assert main(["train", "--recipe", "tiny", "--set", "method_options.alpha=0.3", "-o", str(tmp_path / "r")]) == 0
     assert captured["train"].recipe.method_options["alpha"] == 0.3
-    assert main(["train", "--recipe", "tiny", "--method", "fare", "--alpha", "0.3", "-o", str(tmp_path / "f")]) == 2
+    assert main(["train", "--recipe", "tiny", "--alpha", "0.3", "-o", str(tmp_path / "a")]) == 2
+    assert main(["train", "--recipe", "tiny", "--method", "fare", "--set", "method_options.alpha=0.3",
+                 "-o", str(tmp_path / "f")]) == 2
+    assert main(["train", "--recipe", "tiny", "--trainable", "last-2", "-o", str(tmp_path / "k")]) == 0
+    assert captured["train"].recipe.train.trainable == "last-2"
 
 
 def test_attack_builds_one_request(captured: dict[str, Any]) -> None:

@@ -23,6 +23,7 @@ from PIL import Image, ImageDraw
 
 from tgazsr_cli.data import (
     DatasetSpec,
+    SplitSpec,
     build_transform,
     collate_skip_broken,
     discover_shipped,
@@ -35,7 +36,7 @@ from tgazsr_cli.data import (
     unregister_dataset,
     wnid_names,
 )
-from tgazsr_cli.data.names import WNID_FILE, readable_classname
+from tgazsr_cli.data.classnames import WNID_FILE, readable_classname
 from tgazsr_cli.errors import RuntimeFailure, UsageError
 
 FOLDERS = ["blue-square", "green_triangle", "red_circle"]  # sorted: label order of an image folder
@@ -437,7 +438,7 @@ def test_shipped_datasets_are_discovered_and_registered(tmp_path: Path) -> None:
     assert [s.name for s in specs] == ["toy-shapes"]
     spec = specs[0]
     assert spec.classnames == tuple(NAMES) and spec.resize_mode == "resize" and spec.hub_id is None
-    assert spec.splits == {"test": "test", "train": "train"} and spec.extra["license"] == "CC0"
+    assert spec.splits == {"test": SplitSpec("test"), "train": SplitSpec("train")} and spec.extra["license"] == "CC0"
     assert register_shipped(root) == ["toy-shapes"]
     try:
         assert "toy-shapes" in list_datasets()

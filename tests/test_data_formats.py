@@ -9,6 +9,9 @@ the right label. The hub is put offline and the `datasets` cache points into tmp
 from __future__ import annotations
 
 import io
+import json
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -17,7 +20,15 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from tgazsr_cli.data import get_dataset_spec, load_image_dataset
+from tgazsr_cli.data import (
+    DatasetSpec,
+    SplitSpec,
+    get_dataset_spec,
+    load_image_dataset,
+    register_dataset,
+    unregister_dataset,
+)
+from tgazsr_cli.data.sources import OpenedSource, Reader, reader_for, readers, register_reader, unregister_reader
 from tgazsr_cli.errors import RuntimeFailure, UsageError
 
 SIZE = 24
@@ -246,3 +257,72 @@ def test_pcam_integer_labels_keep_the_fixed_prompts(tmp_path: Path) -> None:
     assert prompts == ["Tthis is a photo of healthy lymph node tissue.", "This is a photo of lymph node tumor tissue."]
     subset = load_image_dataset("pcam", split="test", data_dir=str(tmp_path / "test.parquet"), limit=2, seed=3)
     assert len(subset.dataset) == 2 and "random subset of 2 of 5 (seed 3)" in subset.source
+
+
+# -- the layout readers --------------------------------------------------------------------------------------
+
+SHIPPED_READERS = ["builtin", "saved", "parquet", "webdataset", "sun397", "folders"]  # the order they are tried
+
+
+def test_every_reader_module_registers_itself_on_first_use() -> None:
+    code = ("import json, sys\nfrom tgazsr_cli.data.sources import readers\n"
+            "loaded = lambda: sorted(m for m in sys.modules if m.startswith('tgazsr_cli.data.sources.'))\n"
+            "before = loaded()\nnames = [reader.name for reader in readers()]\n"
+            "print(json.dumps([before, names, loaded(), [m for m in ('torch', 'datasets') if m in sys.modules]]))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    before, names, after, heavy = json.loads(done.stdout)
+    folder = Path(__file__).parents[1] / "tgazsr_cli" / "data" / "sources"
+    modules = sorted(f"tgazsr_cli.data.sources.{p.stem}" for p in folder.glob("*.py") if p.stem != "__init__")
+    assert "tgazsr_cli.data.sources.sun397" not in before and after == modules  # every module, once used
+    assert [name for name in names if name in SHIPPED_READERS] == SHIPPED_READERS
+    assert heavy == []  # probing layouts imports neither torch nor `datasets`
+
+
+def write_listed_images(folder: Path) -> list[int]:
+    """A made-up layout: images side by side in one folder, labelled by a `labels.csv` (file,colour name)."""
+    folder.mkdir(parents=True)
+    rows, labels = ["file,label"], []
+    for k, colour in enumerate([2, 0, 1, 0]):
+        picture(colour, k).save(folder / f"img{k}.png")
+        rows.append(f"img{k}.png,{['red', 'green', 'blue'][colour]}")
+        labels.append(colour)
+    (folder / "labels.csv").write_text("\n".join(rows) + "\n")
+    return labels
+
+
+def open_listed(path: Path, split: str) -> OpenedSource:
+    """The reader of the made-up layout: one set, class names in the order of first appearance."""
+    rows = [line.split(",") for line in (path / "labels.csv").read_text().splitlines()[1:] if line]
+    names = ["red", "green", "blue"]
+    features = datasets.Features({"image": datasets.Image(decode=False), "label": datasets.ClassLabel(names=names)})
+    table = datasets.Dataset.from_dict({"image": [{"bytes": None, "path": str(path / f)} for f, _ in rows],
+                                        "label": [names.index(label) for _, label in rows]}, features=features)
+    return OpenedSource(table=table, description=f"{path} listed by labels.csv", split="all", name=path.name,
+                        base_dir=path)
+
+
+def test_a_new_layout_is_one_registered_reader(tmp_path: Path) -> None:
+    folder = tmp_path / "listed"
+    labels = write_listed_images(folder)
+    assert reader_for(folder).name == "folders"  # loose images: no class folders, nothing to label them by
+    with pytest.raises(RuntimeFailure, match="no images in class folders"):
+        load_image_dataset(str(folder), image_size=SIZE)
+    register_reader(Reader("csv-listed", lambda path: (path / "labels.csv").is_file(), open_listed, priority=1,
+                           description="images beside a labels.csv (file,label)"))
+    try:
+        assert readers()[0].name == "csv-listed" and reader_for(folder).name == "csv-listed"
+        with pytest.raises(ValueError, match="already registered"):
+            register_reader(Reader("csv-listed", lambda path: False, open_listed))
+        data = load_image_dataset(str(folder), image_size=SIZE)
+        assert data.classnames == ["red", "green", "blue"] and "labels.csv" in data.source
+        assert [y for _, y in items(data)] == labels and [colour_of(t) for t, _ in items(data)] == labels
+        register_dataset(DatasetSpec(name="listed-colours", classnames=("blue", "green", "red"), templates=("{}",),
+                                     resize_mode="resize", hub_id=None, splits={"test": SplitSpec("all", 4)},
+                                     description="test", local_path=str(folder)))
+        whole = load_image_dataset("listed-colours", split="test", image_size=SIZE)  # a registered whole set
+        assert [y for _, y in items(whole)] == [2 - y for y in labels] and whole.split == "test"
+    finally:
+        unregister_reader("csv-listed")
+        unregister_dataset("listed-colours")
+    assert reader_for(folder).name == "folders"
+

@@ -7,15 +7,22 @@ summarises it; no network is used (the hub is put offline).
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
-from tgazsr_cli.config.recipe import load_recipe
+from tgazsr_cli.config import load_recipe
 from tgazsr_cli.data import get_dataset_spec, list_datasets, load_image_dataset
-from tgazsr_cli.data.classfiles import TEMPLATES_FILE, imagenet_wnids, read_lines
-from tgazsr_cli.data.names import CLASSNAMES_DIR
-from tgazsr_cli.data.specs import ALL_SPLITS
+from tgazsr_cli.data.catalog import ENV_PATH, dataset_files, read_yaml
+from tgazsr_cli.data.classnames import CLASSNAMES_DIR, DATASETS_DIR, imagenet_wnids, read_lines
+from tgazsr_cli.data.specs import ALL_SPLITS, DatasetSpec, SplitSpec
 from tgazsr_cli.errors import RuntimeFailure, UsageError
 
 PAPER_ORDER = ["tinyimagenet", "cifar10", "cifar100", "stl10", "sun397", "food101", "pets", "flowers102", "dtd",
@@ -25,6 +32,10 @@ CLASS_COUNTS = {"tinyimagenet": 200, "cifar10": 10, "cifar100": 100, "stl10": 10
                 "caltech101": 101, "caltech256": 257, "cars": 196, "pcam": 2,
                 "imagenet-a": 200, "imagenet-o": 200, "imagenet-r": 200}
 WHOLE_SET = {"sun397", "eurosat", "caltech101", "caltech256", "imagenet-a", "imagenet-o", "imagenet-r"}
+ROOT = Path(__file__).resolve().parents[1]
+# every registered spec as the Python table (specs.py, zeroshot_specs.py) and the shipped manifests gave it before
+# the dataset files existed; written once from that code (lists over 40 items as count + sha256 of the lines)
+SNAPSHOT = Path(__file__).with_name("data") / "dataset_specs_snapshot.json"
 
 
 pytestmark = pytest.mark.usefixtures("offline_hf")
@@ -89,9 +100,10 @@ def test_resize_modes_splits_and_sources() -> None:
         spec = get_dataset_spec(name)
         assert spec.resize_mode == ("resize" if name in {"cifar10", "cifar100", "stl10"} else "resize_crop"), name
         if name in WHOLE_SET:
-            assert spec.splits["test"] == ALL_SPLITS and spec.hub_id is None, name
+            assert spec.splits["test"].source == ALL_SPLITS and spec.hub_id is None, name
         elif name not in {"tinyimagenet", "imagenet"}:
-            assert spec.splits["test"] == "test" and spec.hub_id, name
+            assert spec.splits["test"].source == "test" and spec.hub_id, name
+        assert isinstance(spec.splits["test"].size, int) and spec.splits["test"].size > 0, name
         assert "--data-dir" not in spec.layout_hint and spec.layout_hint, name
     assert get_dataset_spec("food101").hub_id == "clip-benchmark/wds_food101"
     assert get_dataset_spec("pcam").hub_id == "clip-benchmark/wds_vtab-pcam"
@@ -123,17 +135,174 @@ def test_imagenet_subsets_follow_the_imagenet_class_list() -> None:
 
 def test_shipped_data_files_are_clean() -> None:
     for name in CLASS_COUNTS:
-        if name in {"tinyimagenet", "imagenet"} or name.startswith("imagenet-"):
-            continue
         path = CLASSNAMES_DIR / f"{name}.txt"
         text = path.read_text(encoding="utf-8")
         assert text.startswith("# "), f"{path} must say where its list comes from"
         assert len(read_lines(path)) == CLASS_COUNTS[name]
     registered = set(list_datasets())
-    for line in TEMPLATES_FILE.read_text(encoding="utf-8").splitlines():
-        if line and not line.startswith("#"):
-            name, template = line.split("\t")
-            assert name in registered and "{}" in template
+    files = dataset_files(DATASETS_DIR)
+    assert {path.stem for path in files} == set(CLASS_COUNTS)  # one file per dataset, named after it
+    for path in files:
+        raw = read_yaml(path)
+        assert raw["name"] == path.stem and path.stem in registered
+        assert raw["templates"] and all("{}" in template for template in raw["templates"]), path
+        assert str(path) == get_dataset_spec(path.stem).defined_in
+
+
+def _packed(values: tuple[str, ...] | list[str]) -> list[str] | dict[str, object]:
+    """A list as the snapshot stores it: as it is up to 40 items, else count, sha256, first and last item."""
+    values = list(values)
+    if len(values) <= 40:
+        return values
+    digest = hashlib.sha256("\n".join(values).encode()).hexdigest()
+    return {"count": len(values), "sha256": digest, "first": values[0], "last": values[-1]}
+
+
+def test_dataset_files_give_exactly_the_specs_the_python_table_gave() -> None:
+    from tgazsr_cli.data import BUILTIN_ROOT, wnid_names
+
+    snapshot = json.loads(SNAPSHOT.read_text(encoding="utf-8"))
+    assert sorted(snapshot["specs"]) == sorted(name for name in list_datasets())
+    for name, old in snapshot["specs"].items():
+        spec = get_dataset_spec(name)
+        new = {field.name: getattr(spec, field.name) for field in dataclasses.fields(spec)}
+        new["splits"] = {split: entry.source for split, entry in spec.splits.items()}
+        if spec.local_path is not None:
+            new["local_path"] = Path(spec.local_path).relative_to(BUILTIN_ROOT.parent).as_posix()
+        new = {key: _packed(value) if isinstance(value, tuple) else value for key, value in new.items()}
+        assert {key: new[key] for key in old} == old, name
+    assert _packed(list(wnid_names())) == snapshot["tinyimagenet_wnids"]
+    assert _packed(list(wnid_names().values())) == snapshot["tinyimagenet_names"]
+    assert _packed(imagenet_wnids()) == snapshot["imagenet_wnids"]
+
+
+def test_split_sizes_are_numbers_in_the_spec() -> None:
+    tiny, imagenet = get_dataset_spec("tinyimagenet"), get_dataset_spec("imagenet")
+    assert (tiny.split_size("train"), tiny.split_size("test"), tiny.split_size("val")) == (100_000, 10_000, 10_000)
+    assert tiny.splits["test"].source == tiny.source_split("valid") == "valid"
+    assert imagenet.split_size("test") == 50_000 and get_dataset_spec("sun397").split_size("all") == 108_754
+    assert get_dataset_spec("cifar10").split_size("train") is None  # not stated: no number made up
+    assert get_dataset_spec("emoji-seen").split_size("validation") == 600  # shipped: manifest num_val
+    assert get_dataset_spec("cifar10").source_split("holdout") == "holdout"  # unmapped names pass through
+
+
+# -- datasets added from $TGAZSR_DATASET_PATH ----------------------------------------------------------------
+
+TOY_YAML = """\
+# a dataset that lives outside the package
+name: toy-colours
+description: Two colours drawn in tests; test 4
+sources:
+  local: pictures            # relative to this file
+  layout: "pictures/test/<colour>/*.png; or {generic}"
+splits:
+  test: {size: 4, aliases: [eval]}
+preprocessing:
+  resize_mode: resize
+classnames: [red, blue]      # label order: red 0, blue 1 (the folders sort the other way)
+templates: ["a {} square", "something {}"]
+license: CC0
+"""
+
+
+def write_toy_dataset(folder: Path) -> Path:
+    """`folder/toy-colours.yaml` and the image folder it names: 2 red and 2 blue 12x12 squares."""
+    for colour, rgb in (("red", (230, 20, 20)), ("blue", (20, 20, 230))):
+        (folder / "pictures" / "test" / colour).mkdir(parents=True)
+        for i in range(2):
+            Image.new("RGB", (12 + i, 12), rgb).save(folder / "pictures" / "test" / colour / f"{i}.png")
+    (folder / "toy-colours.yaml").write_text(TOY_YAML, encoding="utf-8")
+    return folder / "toy-colours.yaml"
+
+
+def test_a_dataset_file_on_the_dataset_path_is_listed_loaded_and_shown(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    path = write_toy_dataset(tmp_path / "mine")
+    assert "toy-colours" not in list_datasets()
+    monkeypatch.setenv(ENV_PATH, os.pathsep.join([str(tmp_path / "not-there"), str(tmp_path / "mine")]))
+    assert "toy-colours" in list_datasets()
+    spec = get_dataset_spec("toy-colours")
+    assert spec.classnames == ("red", "blue") and spec.resize_mode == "resize" and spec.extra == {"license": "CC0"}
+    assert spec.split_size("test") == spec.split_size("eval") == 4 and spec.defined_in == str(path)
+    assert spec.local_path == str(tmp_path / "mine" / "pictures") and spec.hub_id is None
+    assert spec.layout_hint.startswith("pictures/test/<colour>/*.png; or a folder of parquet files")
+    data = load_image_dataset("toy-colours", split="test", image_size=8)
+    assert data.classnames == ["red", "blue"] and data.templates == ["a {} square", "something {}"]
+    items = [data.dataset[i] for i in range(len(data.dataset))]
+    assert [label for _, label in items] == [1, 1, 0, 0]  # blue/ sorts first, but blue is class 1
+    assert all((image[0].mean() > image[2].mean()) == (label == 0) for image, label in items)
+
+    env = {**os.environ, ENV_PATH: str(tmp_path / "mine"), "COLUMNS": "200"}
+    shown = subprocess.run([sys.executable, "-m", "tgazsr_cli", "datasets"], capture_output=True, text=True,
+                           env=env, cwd=ROOT, timeout=120, check=True).stdout
+    assert "toy-colours" in shown and "Two colours drawn in tests" in shown and "cifar10" in shown
+
+    monkeypatch.delenv(ENV_PATH)
+    assert "toy-colours" not in list_datasets()  # the table follows the variable
+
+
+def test_broken_or_clashing_dataset_files_are_skipped_with_a_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    write_toy_dataset(tmp_path)
+    (tmp_path / "typo.yaml").write_text("name: typo\nclassnames: [a, b]\ntemplate: ['{}']\n")
+    (tmp_path / "clash.yaml").write_text("name: cifar10\nclassnames: [a, b]\n")
+    monkeypatch.setenv(ENV_PATH, str(tmp_path))
+    with pytest.warns(UserWarning) as caught:
+        names = list_datasets()
+    messages = " | ".join(str(w.message) for w in caught)
+    assert "unknown field 'template'" in messages and "did you mean 'templates'" in messages
+    assert "'cifar10' is already registered" in messages
+    assert "toy-colours" in names and "typo" not in names
+    assert get_dataset_spec("cifar10").hub_id == "uoft-cs/cifar10"  # the package's entry is untouched
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("classnames: [a, b]\nsplits: {test: {size: many}}\n", "size must be a whole number"),
+    ("classnames: [a, b]\nsplits: {test: {whole: true, hub_split: test}}\n", "drop hub_split"),
+    ("classnames: [a, b]\npreprocessing: {resize_mode: squash}\n", "resize_mode must be one of"),
+    ("classnames: [a, b]\ntemplates: ['no slot']\n", "needs '{}'"),
+    ("classnames: [a, b]\nclass_keys: [only-one]\n", "1 class keys for 2 class names"),
+    ("description: no classes\n", "'classnames' is required"),
+    ("classnames: missing.txt\n", "cannot read"),
+    ("classnames: [a, b\n", "not valid YAML"),
+])
+def test_dataset_file_errors_name_the_file(tmp_path: Path, text: str, message: str) -> None:
+    from tgazsr_cli.data import spec_from_yaml
+
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(UsageError) as caught:
+        spec_from_yaml(path)
+    assert message in str(caught.value) and str(path) in str(caught.value)
+
+
+def test_the_documented_example_is_a_valid_dataset_file(tmp_path: Path) -> None:
+    from tgazsr_cli.data import spec_from_yaml
+
+    docs = (ROOT / "docs" / "datasets.md").read_text(encoding="utf-8")
+    example = docs.split("```yaml\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "flowers-mine.yaml").write_text(example)
+    spec = spec_from_yaml(tmp_path / "flowers-mine.yaml")
+    assert spec.name == "flowers-mine" and len(spec.classnames) == 5 and spec.split_size("val") == 500
+    assert spec.local_path == str(tmp_path / "flowers")
+
+
+def test_a_keyed_class_file_gives_names_and_class_keys(tmp_path: Path) -> None:
+    from tgazsr_cli.data import spec_from_yaml
+
+    (tmp_path / "names.txt").write_text("# where the list comes from\nFolderA\tthe first class\nFolderB\tsecond\n")
+    path = tmp_path / "keyed.yaml"
+    path.write_text("classnames: names.txt\nclass_keys: names.txt\nsplits: {test: {whole: true}}\n")
+    spec = spec_from_yaml(path)
+    assert spec.name == "keyed" and spec.classnames == ("the first class", "second")
+    assert spec.class_keys == ("FolderA", "FolderB") and spec.splits["test"].source == ALL_SPLITS
+    assert spec.templates == ("This is a photo of a {}",) and spec.resize_mode == "resize_crop"
+    plain = DatasetSpec(name="plain", classnames=("a", "b"), templates=("{}",), resize_mode="resize", hub_id=None,
+                        splits={"test": "valid"}, description="")  # type: ignore[dict-item]
+    assert plain.source_split("test") == "valid" and plain.split_size("test") is None  # a string: the source name
+    assert plain.splits == {"test": SplitSpec("valid")}
 
 
 def test_zs16_recipe_lists_the_paper_datasets_in_column_order() -> None:

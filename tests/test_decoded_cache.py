@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from tests.helpers import make_image_folder
-from tgazsr_cli.config.recipe import load_recipe
+from tgazsr_cli.config import load_recipe
 from tgazsr_cli.data import decoded_cache, load_image_dataset
 from tgazsr_cli.data.cached import cached_training_data, ensure_cache
 from tgazsr_cli.data.decoded_cache import NATIVE_TOLERANCE

@@ -12,7 +12,7 @@ import torch.multiprocessing as mp
 
 from tests.helpers import make_image_folder
 from tgazsr_cli.checkpoints.checkpoint import load_checkpoint
-from tgazsr_cli.config.recipe import load_recipe
+from tgazsr_cli.config import load_recipe
 from tgazsr_cli.errors import UsageError
 from tgazsr_cli.runtime import distributed as dist
 from tgazsr_cli.training.loop import Trainer, TrainingInterrupted

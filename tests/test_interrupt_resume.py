@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from tgazsr_cli.checkpoints.checkpoint import load_checkpoint, step_checkpoints
+from tgazsr_cli.checkpoints.checkpoint import load_checkpoint
+from tgazsr_cli.checkpoints.run_dir import step_checkpoints
 
 STEPS = 30
 ENV = {"OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
@@ -59,7 +60,7 @@ def test_sigint_then_resume_equals_uninterrupted(tmp_path: Path) -> None:
     assert process.wait(timeout=120) == 130
     saved = step_checkpoints(stopped / "checkpoints")
     assert len(saved) == 1 and not (stopped / "final.safetensors").exists()
-    stop_step = load_checkpoint(saved[0]).metadata["step"]
+    stop_step = load_checkpoint(saved[0]).metadata.step
     assert 12 <= stop_step < STEPS
 
     run([sys.executable, "-m", "tgazsr_cli", "train", "--resume", str(stopped)])
@@ -68,6 +69,6 @@ def test_sigint_then_resume_equals_uninterrupted(tmp_path: Path) -> None:
     assert [resumed_metrics[step] for step in after] == [expected_metrics[step] for step in after]
     expected = load_checkpoint(tmp_path / "straight" / "final.safetensors")
     resumed = load_checkpoint(stopped / "final.safetensors")
-    assert resumed.metadata["step"] == expected.metadata["step"] == STEPS
+    assert resumed.metadata.step == expected.metadata.step == STEPS
     for key, value in expected.model_state.items():
         assert torch.equal(resumed.model_state[key], value), key

@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from tests.helpers import make_image_folder
-from tgazsr_cli.checkpoints.checkpoint import load_checkpoint, step_checkpoints
+from tgazsr_cli.checkpoints.checkpoint import load_checkpoint
+from tgazsr_cli.checkpoints.run_dir import step_checkpoints
 
 pytestmark = pytest.mark.slow  # subprocesses / minutes of training: `make test-fast` skips it
 
@@ -57,6 +58,6 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path: Path) -> None:
     run([sys.executable, "-m", "tgazsr_cli", "train", "--resume", str(killed)])
     expected = load_checkpoint(tmp_path / "straight" / "final.safetensors")
     resumed = load_checkpoint(killed / "final.safetensors")
-    assert resumed.metadata["step"] == expected.metadata["step"] == STEPS
+    assert resumed.metadata.step == expected.metadata.step == STEPS
     for key, value in expected.model_state.items():
         assert torch.equal(resumed.model_state[key], value), key

@@ -11,7 +11,7 @@ import pytest
 from tests.test_data import write_tiny_imagenet
 from tests.test_data_formats import CIFAR_CLASSES, PER_CLASS, encoded, picture, write_tar
 from tgazsr_cli.data import get_dataset_spec, list_datasets, load_image_dataset
-from tgazsr_cli.data.localcopy import candidate_paths, find_local_copy, usual_folders
+from tgazsr_cli.data.local import candidate_paths, find_local_copy, usual_folders
 from tgazsr_cli.errors import RuntimeFailure, UsageError
 
 pytestmark = pytest.mark.usefixtures("offline_hf")

@@ -10,10 +10,12 @@ import torch
 from tests.helpers import ctrl_c_at_step
 from tgazsr_cli.checkpoints import checkpoint as ckpt
 from tgazsr_cli.checkpoints.loading import load_model
+from tgazsr_cli.checkpoints.run_dir import checkpoint_name
 from tgazsr_cli.cli.app import main
-from tgazsr_cli.config.recipe import load_recipe
+from tgazsr_cli.config import load_recipe
 from tgazsr_cli.errors import UsageError
 from tgazsr_cli.methods import METHODS, build_method
+from tgazsr_cli.models.classifier import load_classifier
 from tgazsr_cli.models.lora import has_adapters, is_adapted, select_trainable, trainable_mode
 from tgazsr_cli.training.loop import Trainer, TrainingInterrupted
 
@@ -64,11 +66,18 @@ def test_lora_run_trains_only_adapters_and_its_final_checkpoint_is_merged(data_d
         torch.testing.assert_close(merged(IMAGES), trainer.model(IMAGES), rtol=1e-5, atol=1e-5)
         assert not torch.allclose(merged.encode_image(IMAGES), teacher.encode_image(IMAGES))
 
-    step = ckpt.load_checkpoint(tmp_path / "run" / "checkpoints" / ckpt.checkpoint_name(4))
+    step_path = tmp_path / "run" / "checkpoints" / checkpoint_name(4)
+    step = ckpt.load_checkpoint(step_path)
     assert has_adapters(step.model_state)  # resumable: adapters stored as they are
-    from_step = load_model(checkpoint=str(tmp_path / "run" / "checkpoints" / ckpt.checkpoint_name(4))).classifier
+    from_step = load_model(checkpoint=str(step_path)).classifier
+    as_pretrained = load_model(model="tgazsr-tiny", pretrained=str(step_path)).classifier  # merged in checkpoints/
+    final_weights = load_classifier("tgazsr-tiny", str(tmp_path / "run" / "final.safetensors"))  # plain: models/
     with torch.no_grad():
         torch.testing.assert_close(from_step.encode_image(IMAGES), merged.encode_image(IMAGES), rtol=0, atol=1e-6)
+        torch.testing.assert_close(as_pretrained.encode_image(IMAGES), merged.encode_image(IMAGES), rtol=0, atol=1e-6)
+        torch.testing.assert_close(final_weights.encode_image(IMAGES), merged.encode_image(IMAGES), rtol=0, atol=0)
+    with pytest.raises(UsageError, match="LoRA run's step checkpoint"):
+        load_classifier("tgazsr-tiny", str(step_path))  # models/ never merges: that needs the checkpoint's recipe
 
 
 def test_lora_exports_load_in_plain_open_clip(data_dir: Path, tmp_path: Path) -> None:
@@ -150,10 +159,7 @@ def test_mlp_only_adapters_leave_every_base_weight_bit_exact(tiny_model, batch) 
 
 
 @pytest.mark.parametrize(("overrides", "message"), [
-    (["train.trainable=last-k"], "needs optim.last_num_ft > 0"),
-    (["train.trainable=lora", "optim.last_num_ft=2"], "conflicts with optim.last_num_ft=2"),
     (["train.trainable=lora", "lora.target_modules=[no_such_layer]"], "cannot apply LoRA"),
-    (["train.trainable=lora", "lora.dropout=1.5"], r"lora.dropout must be in \[0, 1\)"),
     (["train.trainable=lora", "train.compile=true"], "drop 'attn' from lora.target_modules"),
 ])
 def test_bad_trainable_settings_are_one_clear_error(tiny_model, overrides: list[str], message: str) -> None:
@@ -162,10 +168,25 @@ def test_bad_trainable_settings_are_one_clear_error(tiny_model, overrides: list[
         select_trainable(method)
 
 
+@pytest.mark.parametrize(("overrides", "message"), [
+    (["train.trainable=last-k"], "last-k needs its k"),
+    (["train.trainable=lora", "optim.last_num_ft=2"], "conflicts with optim.last_num_ft=2"),
+    (["train.trainable=lora", "lora.dropout=1.5"], r"lora.dropout' must be in \[0, 1\)"),
+    (["train.trainable=lora", "lora.target_modules=[]"], "lora.target_modules' must name"),
+])
+def test_bad_trainable_settings_are_refused_when_the_recipe_loads(overrides: list[str], message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        load_recipe(None, ["method=tecoa", *overrides])
+
+
 def test_trainable_choices_and_the_older_last_num_ft_key() -> None:
     assert trainable_mode(load_recipe(None, ["optim.last_num_ft=3"])) == "last-k"
     assert trainable_mode(load_recipe(None, ["train.trainable=last-k", "optim.last_num_ft=3"])) == "last-k"
+    assert load_recipe(None, ["optim.last_num_ft=3"]).train.trainable == "last-3"
+    assert load_recipe(None, ["train.trainable=last-3"]).last_k == 3
     assert trainable_mode(load_recipe(None)) == "full"
+    with pytest.raises(UsageError, match=r"train\.trainable' must be one of full, last-k, lora"):
+        load_recipe(None, ["train.trainable=last-0"])
     with pytest.raises(UsageError, match=r"train\.trainable' must be one of full, last-k, lora"):
         load_recipe(None, ["train.trainable=adapters"])
     with pytest.raises(UsageError, match=r"lora\.rank' must be > 0"):

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from tests.test_methods import perturb
 from tgazsr_cli.attacks import ThreatModel
 from tgazsr_cli.attacks.pgd import maximize, pgd
-from tgazsr_cli.config.recipe import load_recipe
+from tgazsr_cli.config import load_recipe
 from tgazsr_cli.methods import build_method
 from tgazsr_cli.models.attention import text_guided_attention
 
@@ -139,7 +139,7 @@ def test_clip_pretrain_loss_formula(tiny_model, batch) -> None:
 
 
 def test_agft_soft_cross_entropy_on_fixed_tensors() -> None:
-    from tgazsr_cli.methods.agft import soft_cross_entropy
+    from tgazsr_cli.methods.losses import soft_cross_entropy
 
     logits = torch.tensor([[0.0, math.log(3.0)]])  # softmax = (1/4, 3/4)
     targets = torch.tensor([[0.5, 0.5]])
@@ -172,7 +172,8 @@ def test_agft_is_soft_target_ce_at_the_training_scale(tiny_model, batch, logit_s
 
 
 def test_ucat_dirichlet_kl_and_weight_on_fixed_tensors() -> None:
-    from tgazsr_cli.methods.ucat import UcatOptions, concentrations, dirichlet_kl
+    from tgazsr_cli.methods.losses import concentrations, dirichlet_kl
+    from tgazsr_cli.methods.ucat import UcatOptions
 
     # KL(Dir(1, 2) || Dir(2, 1)) = digamma(2) - digamma(1) = 1 (the lgamma terms cancel)
     kl = dirichlet_kl(torch.tensor([[1.0, 2.0]]), torch.tensor([[2.0, 1.0]]))

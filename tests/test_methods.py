@@ -7,7 +7,7 @@ import torch
 
 from tgazsr_cli.attacks import ThreatModel
 from tgazsr_cli.attacks.pgd import pgd
-from tgazsr_cli.config.recipe import load_recipe
+from tgazsr_cli.config import load_recipe
 from tgazsr_cli.methods import METHODS, build_method
 from tgazsr_cli.models.attention import text_guided_attention
 
@@ -88,8 +88,9 @@ def test_tecoa_is_adversarial_ce_only(tiny_model, batch) -> None:
     assert set(output.parts) == {"ce"}
 
 
-def test_last_num_ft_trains_only_the_last_tensors(tiny_model) -> None:
-    method = build_method(tiny_model, load_recipe(None, ["optim.last_num_ft=2"]))
+@pytest.mark.parametrize("setting", ["train.trainable=last-2", "optim.last_num_ft=2"])
+def test_last_k_trains_only_the_last_tensors(tiny_model, setting: str) -> None:
+    method = build_method(tiny_model, load_recipe(None, [setting]))
     trainable = [p for p in tiny_model.parameters() if p.requires_grad]
     assert len(trainable) == 2
     assert trainable[-1] is list(tiny_model.visual.parameters())[-1]

@@ -80,7 +80,7 @@ def test_converted_checkpoint_records_and_keeps_quickgelu(openai_file: Path, tmp
     out = tmp_path / "converted.safetensors"
     with pytest.warns(UserWarning, match="QuickGELU"):
         assert main(["convert", "--model", "tgazsr-tiny", "--pretrained", str(openai_file), "-o", str(out)]) == 0
-    assert ckpt.load_checkpoint(out).info.activation == "quick_gelu"
+    assert ckpt.load_checkpoint(out).metadata.activation == "quick_gelu"
     assert activation_of(load_tgazsr_checkpoint(out).classifier.clip) == "QuickGELU"
 
 

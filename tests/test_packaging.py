@@ -27,7 +27,7 @@ def shipped(pattern: str) -> set[str]:
 
 
 @pytest.mark.parametrize("pattern", ["recipes/**/*.yaml", "models/shipped/*.safetensors", "models/configs/*.json",
-                                     "data/classnames/*.txt", "data/builtin/**/*"])
+                                     "data/datasets/**/*", "data/builtin/**/*"])
 def test_the_wheel_holds_every_runtime_file(wheel: zipfile.ZipFile, pattern: str) -> None:
     expected = {p for p in shipped(pattern) if (ROOT / p).is_file()}
     assert expected, f"nothing in the tree matches {pattern}"

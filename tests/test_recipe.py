@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from tgazsr_cli.config.recipe import Recipe, find_recipe, load_recipe
+from tgazsr_cli import load_recipe  # the public loader: the method's options checked and filled in
+from tgazsr_cli.config import Recipe, find_recipe
 from tgazsr_cli.errors import UsageError
 
 

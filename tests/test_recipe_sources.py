@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tgazsr_cli.config.recipe import build_section, load_recipe
+from tgazsr_cli.config import build_section, load_recipe
 from tgazsr_cli.methods import get_method
 
 AGFT, UCAT, FARE = "YuboCui/AGFT", "VivienLu/UCAT", "chs20/RobustVLM"
@@ -155,10 +155,10 @@ def test_ucat_weight_from_the_paper_recipe_is_tau_over_exp_softplus() -> None:
 
 
 @pytest.mark.parametrize(("method", "options", "message"), [
-    ("agft", {"attack_targets": "hard"}, "attack_targets must be one of soft, labels"),
+    ("agft", {"attack_targets": "hard"}, "recipe key 'method_options.attack_targets' must be one of soft, labels"),
     ("agft", {"scale_ratio": 0}, "must be > 0"),
-    ("ucat", {"kl_target": "teacher"}, "kl_target must be one of frozen-clean, clean"),
-    ("ucat", {"target_concentration": -0.1}, "target_concentration must be > 0"),
+    ("ucat", {"kl_target": "teacher"}, "recipe key 'method_options.kl_target' must be one of frozen-clean, clean"),
+    ("ucat", {"target_concentration": -0.1}, "recipe key 'method_options.target_concentration' must be > 0"),
 ])
 def test_bad_method_options_are_one_line_usage_errors(method: str, options: dict[str, Any], message: str) -> None:
     from tgazsr_cli.errors import UsageError

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from tgazsr_cli.attacks import ATTACKS, SUITES
-from tgazsr_cli.config.recipe import RECIPES_DIR
+from tgazsr_cli.config import RECIPES_DIR
 from tgazsr_cli.data import list_datasets
 from tgazsr_cli.evaluation.suites import dataset_suites
 

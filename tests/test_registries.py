@@ -44,15 +44,13 @@ def test_attack_entries_carry_their_help_and_class_minimum() -> None:
     assert all(entry.help and entry.name == name for name, entry in ATTACKS.items())
 
 
-def test_the_source_catalogue_equals_the_imported_registries() -> None:
-    from tgazsr_cli.attacks import SUITE_HELP
-    from tgazsr_cli.runtime.catalog import declared_attacks, declared_methods, declared_suites
+def test_every_declared_attack_resolves_to_its_function() -> None:
+    from tgazsr_cli.attacks.apgd import apgd_ce, apgd_targeted
+    from tgazsr_cli.attacks.pgd import pgd_cw
 
-    assert [(m.name, m.help, m.source) for m in declared_methods()] == \
-        [(name, cls.description, cls.source) for name, cls in sorted(METHODS.items())]
-    assert [(a.name, a.help, a.min_classes) for a in declared_attacks()] == \
-        [(name, entry.help, entry.min_classes) for name, entry in sorted(ATTACKS.items())]
-    assert declared_suites() == SUITE_HELP
+    assert ATTACKS["apgd-ce"].run is apgd_ce and ATTACKS["apgd-t"].run is apgd_targeted
+    assert ATTACKS["cw"].run is pgd_cw
+    assert all(callable(entry.run) for entry in ATTACKS.values())
 
 
 def test_attack_help_states_the_constants_the_code_uses() -> None:

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from tests.helpers import make_image_folder
-from tgazsr_cli.config.recipe import load_recipe
+from tgazsr_cli.config import load_recipe
 from tgazsr_cli.errors import RuntimeFailure
 from tgazsr_cli.training.loop import Trainer
 from tgazsr_cli.training.step_stats import keep_fused, masked_step

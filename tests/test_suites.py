@@ -37,7 +37,7 @@ def spies(monkeypatch) -> list[tuple[str, list[int], ThreatModel]]:
         def spy(model, images, labels, threat, sample_ids=None, _name=name, _attack=attack):
             calls.append((_name, sample_ids.tolist(), threat))
             return _attack(model, images, labels, threat, sample_ids)
-        monkeypatch.setitem(ATTACKS, name, dataclasses.replace(attack, run=spy))
+        monkeypatch.setitem(ATTACKS, name, dataclasses.replace(attack, target=spy))
     return calls
 
 
@@ -137,7 +137,7 @@ def test_zero_eps_attacks_nothing(tiny_model, data, spies) -> None:
 def test_an_attack_that_leaves_the_ball_is_caught(tiny_model, data, monkeypatch) -> None:
     images, labels, ids = data
     monkeypatch.setitem(ATTACKS, "pgd", dataclasses.replace(
-        ATTACKS["pgd"], run=lambda model, x, y, threat, sample_ids=None: (x + 0.5).clamp(0, 1)))
+        ATTACKS["pgd"], target=lambda model, x, y, threat, sample_ids=None: (x + 0.5).clamp(0, 1)))
     with pytest.raises(RuntimeFailure, match="left the L-inf ball"):
         run_suite(tiny_model, images, labels, "paper-pgd", ThreatModel(eps=1.0), ids)
 

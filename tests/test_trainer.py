@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from tests.helpers import ctrl_c_at_step, make_image_folder
-from tgazsr_cli.config.recipe import load_recipe
+from tgazsr_cli.config import load_recipe
 from tgazsr_cli.errors import RuntimeFailure, UsageError
 from tgazsr_cli.training.loop import Trainer, TrainingInterrupted, epoch_batches
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tgazsr_cli.attacks import ThreatModel
+from tgazsr_cli.attacks import ThreatModel, check_attack_or_suite
+from tgazsr_cli.errors import UsageError
 from tgazsr_cli.runtime.output import OutputFolder
 
 # What `attack` writes into its folder; with --force these are replaced, nothing else is touched.
@@ -57,15 +58,23 @@ def spread_indices(labels: list[int], count: int, seed: int) -> list[int]:
     return sorted(picked)
 
 
+def check_request(request: AttackRequest) -> None:
+    """Errors that need no model or data, raised before torch is imported."""
+    check_attack_or_suite(request.attack)
+    if not request.checkpoint and not request.model:
+        raise UsageError("name the model to attack: --checkpoint RUN_DIR|FILE or --model NAME")
+    OutputFolder(request.output, ATTACK_FILES, force=request.force).validate()
+
+
 def run_attack(request: AttackRequest) -> AttackResult:
-    from tgazsr_cli.attacks import resolve_attack
+    check_request(request)
+    OutputFolder(request.output, ATTACK_FILES, force=request.force).check()
+
     from tgazsr_cli.checkpoints.loading import load_model
     from tgazsr_cli.data import load_image_dataset
     from tgazsr_cli.runtime.device import pick_device
     from tgazsr_cli.viz.examples import attack_and_save
 
-    resolve_attack(request.attack)
-    OutputFolder(request.output, ATTACK_FILES, force=request.force).check()
     loaded = load_model(checkpoint=request.checkpoint, model=request.model, pretrained=request.pretrained,
                         device=pick_device(request.device))
     data = load_image_dataset(request.dataset, split=request.split, image_size=loaded.classifier.image_size,

@@ -20,14 +20,15 @@ def check_output(output: Path, force: bool) -> None:
 def convert_weights(model: str, pretrained: str, output: Path, *, logit_scale: float = 100.0,
                     force: bool = False) -> Path:
     """Load `pretrained` into `model` (read with weights_only=True) and write it as a model checkpoint."""
-    from tgazsr_cli.checkpoints import checkpoint as ckpt
-    from tgazsr_cli.models.classifier import load_classifier
+    from tgazsr_cli.checkpoints.checkpoint import save_checkpoint
+    from tgazsr_cli.checkpoints.loading import load_pretrained_classifier
+    from tgazsr_cli.checkpoints.metadata import CheckpointMetadata
 
     check_output(output, force)
-    classifier = load_classifier(model, pretrained, logit_scale=logit_scale)
+    classifier = load_pretrained_classifier(model, pretrained, logit_scale=logit_scale)
     spec = classifier.spec
-    metadata = ckpt.CheckpointMetadata(
+    metadata = CheckpointMetadata(
         kind="model", method="converted", model_name=spec.name, model_cfg=spec.model_cfg,
         pretrained=spec.pretrained, preprocess_cfg=spec.preprocess_cfg, logit_scale=logit_scale,
         extra={"source": {"pretrained": pretrained}})
-    return ckpt.save_checkpoint(output, model_state=classifier.clip.state_dict(), metadata=metadata.to_dict())
+    return save_checkpoint(output, model_state=classifier.clip.state_dict(), metadata=metadata)

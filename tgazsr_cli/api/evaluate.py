@@ -13,8 +13,10 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from tgazsr_cli.config.recipe import EvalConfig, build_section, load_recipe
+from tgazsr_cli.attacks import ThreatModel, check_attack_names, check_attack_or_suite
+from tgazsr_cli.config import EvalConfig, build_section, load_recipe
 from tgazsr_cli.errors import UsageError
+from tgazsr_cli.evaluation.suites import resolve_suites
 from tgazsr_cli.runtime.output import OutputFolder
 from tgazsr_cli.runtime.progress import Progress, SilentProgress
 
@@ -74,18 +76,21 @@ def resolve_settings(request: EvalRequest, checkpoint_recipe: dict[str, Any]) ->
 
 
 def check_request(request: EvalRequest) -> None:
-    """Errors that need no model or data: before any heavy import or work."""
+    """Errors that need no model or data: raised before torch is imported or any work is done."""
     if request.on_broken not in ("skip", "fail"):
         raise UsageError(f"--on-broken must be skip or fail, got '{request.on_broken}'")
     if not request.checkpoints and not request.model:
         raise UsageError("name what to evaluate: --checkpoint RUN_DIR|FILE (repeatable) or --model NAME")
+    for name in request.attacks:
+        check_attack_or_suite(name)
+    resolve_suites(request.suites)
+    resolve_settings(request, {})  # the values given, checked against the eval section's types and bounds
+    if request.output is not None:
+        OutputFolder(request.output, RESULT_FILES, force=request.force).validate()
 
 
 def run_evaluation(request: EvalRequest, progress: Progress | None = None) -> EvalResult:
     """Evaluate every requested model on every dataset under every attack; write the reports if asked."""
-    from tgazsr_cli.attacks import ThreatModel
-    from tgazsr_cli.evaluation.robust_accuracy import check_attack_names
-    from tgazsr_cli.evaluation.suites import resolve_suites
     from tgazsr_cli.runtime import distributed as dist
     from tgazsr_cli.runtime.device import pick_device
 

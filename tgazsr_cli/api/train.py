@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from tgazsr_cli.checkpoints.run_dir import check_run_dir, default_run_dir, finished_step, recipe_of_run
-from tgazsr_cli.config.recipe import Recipe, load_recipe
+from tgazsr_cli.config import Recipe, load_recipe
 from tgazsr_cli.errors import UsageError
+from tgazsr_cli.methods import resolve_method_options
 from tgazsr_cli.runtime.progress import Progress
 
 
@@ -36,14 +37,16 @@ class TrainPlan:
 
 
 def plan_training(request: TrainRequest) -> TrainPlan:
-    """The resolved recipe and run directory; a finished run is recognised, not rewritten."""
+    """The resolved recipe (its method's options checked, defaults filled in) and run directory; a finished run
+    is recognised, not rewritten. Imports no torch: every usage error is raised here."""
     if request.resume is not None:
         given = request.recipe or request.overrides or any(v is not None for v in request.flags.values())
         if given or request.output is not None:
             raise UsageError("--resume continues a run with its saved recipe; drop the other settings")
         check_run_dir(request.resume, resume=True)
-        return TrainPlan(recipe_of_run(request.resume), request.resume, True, finished_step(request.resume))
-    recipe = load_recipe(request.recipe, request.overrides, request.flags)
+        recipe = resolve_method_options(recipe_of_run(request.resume))
+        return TrainPlan(recipe, request.resume, True, finished_step(request.resume))
+    recipe = resolve_method_options(load_recipe(request.recipe, request.overrides, request.flags))
     run_dir = request.output or default_run_dir(recipe)
     check_run_dir(run_dir, resume=False)
     return TrainPlan(recipe, run_dir, False)

@@ -1,19 +1,35 @@
-"""Attack registry: one module per attack, registered by name on import (spec §5); every module of this
-package is imported here, so a new attack is one new module."""
+"""Attacks (spec §5): one module per attack, the torch-free threat model, named suites and sanity checks.
 
-from tgazsr_cli.attacks.base import (
+The registry (`attacks/registry.py`) names every attack and suite without importing torch; the functions that
+need torch (`run_suite`, `resolve_attack`, `sanity_checks`, `eval_mode`) are imported on first use. Modules in
+$TGAZSR_PLUGIN_PATH may register more attacks (imported on the first lookup).
+"""
+
+from __future__ import annotations
+
+from tgazsr_cli.attacks.registry import (
     ATTACKS,
+    SUITE_HELP,
+    SUITES,
     Attack,
     AttackEntry,
-    ThreatModel,
-    eval_mode,
+    all_attacks,
+    check_attack_names,
+    check_attack_or_suite,
     get_attack,
+    get_suite,
     register_attack,
 )
-from tgazsr_cli.attacks.sanity import sanity_checks
-from tgazsr_cli.attacks.suites import SUITE_HELP, SUITES, get_suite, resolve_attack, run_suite
-from tgazsr_cli.attacks.threat import PRECISIONS
-from tgazsr_cli.runtime.registry import import_members
+from tgazsr_cli.attacks.threat import PRECISIONS, ThreatModel
+from tgazsr_cli.runtime.lazy import lazy_exports
+
+__getattr__ = lazy_exports(__name__, {  # these import torch: loaded on first use
+    "eval_mode": ".base",
+    "run_suite": ".suites",
+    "resolve_attack": ".suites",
+    "sanity_checks": ".sanity",
+})
+
 
 __all__ = [
     "ATTACKS",
@@ -23,6 +39,9 @@ __all__ = [
     "Attack",
     "AttackEntry",
     "ThreatModel",
+    "all_attacks",
+    "check_attack_names",
+    "check_attack_or_suite",
     "eval_mode",
     "get_attack",
     "get_suite",
@@ -31,5 +50,3 @@ __all__ = [
     "run_suite",
     "sanity_checks",
 ]
-
-MEMBER_MODULES = import_members(__name__, __path__)

@@ -24,7 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tgazsr_cli.attacks.base import ThreatModel, autocast_for, eval_mode, project, register_attack
+from tgazsr_cli.attacks.base import autocast_for, eval_mode, project
+from tgazsr_cli.attacks.threat import ThreatModel
 from tgazsr_cli.errors import UsageError
 
 MOMENTUM = 0.75  # paper §3.2: alpha
@@ -308,9 +309,5 @@ def apgd_targeted(
         return result.points
 
 
-register_attack("apgd-ce", partial(apgd, loss="ce"),
-                "APGD on the cross-entropy (Croce & Hein 2020), step size adapted, best point kept")
-register_attack("apgd-dlr", partial(apgd, loss="dlr"),
-                "APGD on the DLR loss (Croce & Hein 2020), invariant to logit shift and scale", min_classes=3)
-register_attack("apgd-t", apgd_targeted,
-                "targeted APGD on the targeted DLR loss over the top-9 (DEFAULT_TARGETS) other classes", min_classes=4)
+apgd_ce = partial(apgd, loss="ce")  # registered as "apgd-ce" (attacks/registry.py)
+apgd_dlr = partial(apgd, loss="dlr")  # registered as "apgd-dlr"

@@ -1,62 +1,14 @@
-"""Threat model, attack registry and the pieces every L-inf attack shares."""
+"""The torch pieces every L-inf attack shares: eval mode, autocast, random start, projection."""
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Protocol
 
 import torch
 from torch import nn
 
-from tgazsr_cli.attacks.threat import Precision, ThreatModel
-from tgazsr_cli.errors import unknown_name
-
-
-class Attack(Protocol):
-    """An attack maps clean [0, 1] images to adversarial ones inside the threat model's eps-ball."""
-
-    def __call__(
-        self,
-        model: nn.Module,
-        images: torch.Tensor,
-        labels: torch.Tensor,
-        threat: ThreatModel,
-        sample_ids: torch.Tensor | None = None,
-    ) -> torch.Tensor: ...
-
-
-@dataclass(frozen=True)
-class AttackEntry:
-    """A registered attack: the function with what the listing and the suites need to know about it."""
-
-    name: str
-    run: Attack
-    help: str
-    min_classes: int = 2  # fewest classes its loss is defined for; a suite skips it (and says so) below that
-
-    def __call__(self, model: nn.Module, images: torch.Tensor, labels: torch.Tensor, threat: ThreatModel,
-                 sample_ids: torch.Tensor | None = None) -> torch.Tensor:
-        return self.run(model, images, labels, threat, sample_ids)
-
-
-ATTACKS: dict[str, AttackEntry] = {}
-
-
-def register_attack(name: str, run: Attack, help: str, *, min_classes: int = 2) -> AttackEntry:
-    """Add an attack to the registry (once per name); `run` has the `Attack` signature."""
-    if name in ATTACKS:
-        raise ValueError(f"attack '{name}' is already registered")
-    entry = AttackEntry(name, run, help, min_classes)
-    ATTACKS[name] = entry
-    return entry
-
-
-def get_attack(name: str) -> AttackEntry:
-    if name not in ATTACKS:
-        raise unknown_name("attack", name, ATTACKS)
-    return ATTACKS[name]
+from tgazsr_cli.attacks.threat import Precision
 
 
 @contextlib.contextmanager

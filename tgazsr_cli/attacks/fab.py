@@ -24,7 +24,8 @@ from tgazsr_cli.attacks.apgd import (
     sample_generators,
     sample_ids_or_positions,
 )
-from tgazsr_cli.attacks.base import ThreatModel, autocast_for, eval_mode, register_attack
+from tgazsr_cli.attacks.base import autocast_for, eval_mode
+from tgazsr_cli.attacks.threat import ThreatModel
 
 ALPHA_MAX = 0.1  # paper §3: largest weight of the step from the clean image
 ETA = 1.05  # paper §3: extrapolation past the linearised boundary
@@ -153,7 +154,3 @@ def fab_targeted(
                 best_norm[rows[better]] = norm[better]
         within = best_norm <= eps
         return torch.where(_rows(within, images), best, images).detach()
-
-
-register_attack("fab-t", fab_targeted, "targeted FAB (Croce & Hein 2020) over the top-9 (DEFAULT_TARGETS) other "
-                "classes, minimal L-inf perturbation kept if within eps", min_classes=2)

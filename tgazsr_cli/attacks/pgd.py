@@ -14,14 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tgazsr_cli.attacks.base import (
-    ThreatModel,
-    autocast_for,
-    eval_mode,
-    project,
-    random_start,
-    register_attack,
-)
+from tgazsr_cli.attacks.base import autocast_for, eval_mode, project, random_start
+from tgazsr_cli.attacks.threat import ThreatModel
 
 CW_KAPPA = 50.0  # spec §5: confidence margin of the reference's CW-loss PGD
 
@@ -84,7 +78,5 @@ def pgd(
         return maximize(lambda x: loss_fn(model(x), labels), images, threat, sample_ids)
 
 
-register_attack("pgd", partial(pgd, loss_fn=cross_entropy_sum),
-                "L-inf PGD on the cross-entropy over all class prompts (the paper's PGD-100)")
-register_attack("cw", partial(pgd, loss_fn=cw_margin_sum),
-                "L-inf PGD on the CW margin loss, kappa 50 (CW_KAPPA; the paper's 'CW' rows)")
+pgd_ce = partial(pgd, loss_fn=cross_entropy_sum)  # registered as "pgd" (attacks/registry.py)
+pgd_cw = partial(pgd, loss_fn=cw_margin_sum)  # registered as "cw"

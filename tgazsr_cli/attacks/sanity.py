@@ -11,7 +11,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tgazsr_cli.attacks.base import Precision, ThreatModel, autocast_for, eval_mode, get_attack
+from tgazsr_cli.attacks.base import autocast_for, eval_mode
+from tgazsr_cli.attacks.registry import get_attack
+from tgazsr_cli.attacks.threat import Precision, ThreatModel
 
 ZERO_GRAD_SHARE = 0.5  # share of exactly-zero input-gradient entries above which masking is suspected
 PROBABILITY_TOL = 1e-4

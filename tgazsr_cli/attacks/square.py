@@ -18,7 +18,8 @@ import torch
 from torch import nn
 
 from tgazsr_cli.attacks.apgd import sample_generators, sample_ids_or_positions, seeded_uniform
-from tgazsr_cli.attacks.base import ThreatModel, autocast_for, eval_mode, register_attack
+from tgazsr_cli.attacks.base import autocast_for, eval_mode
+from tgazsr_cli.attacks.threat import ThreatModel
 
 P_INIT = 0.8  # AutoAttack's standard L-inf value
 HALVING_POINTS = (10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000)  # of 10000 iterations (paper §3)
@@ -128,7 +129,3 @@ def square(
             best[rows[better]] = found[better]
             margin[rows[better]] = found_margin[better]
     return best
-
-
-register_attack("square", square, "Square Attack (Andriushchenko et al. 2020): gradient-free random search on the "
-                "margin, query budget = steps")

@@ -1,4 +1,4 @@
-"""Named attack suites: ordered lists of (attack, ThreatModel overrides), run as an ensemble.
+"""Running the named attack suites (declared in attacks/registry.py) as an ensemble.
 
 As in AutoAttack (Croce & Hein, ICML 2020), each attack runs only on the points that are clean-correct
 and that no earlier attack has broken, and a point counts as robust only if every attack fails on it.
@@ -11,47 +11,16 @@ from __future__ import annotations
 import dataclasses
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
 import torch
 from torch import nn
 
-from tgazsr_cli.attacks.base import ATTACKS, Attack, ThreatModel, eval_mode, get_attack
-from tgazsr_cli.errors import RuntimeFailure, unknown_name
-
-SuiteStep = tuple[str, dict[str, Any]]
-
-SUITES: dict[str, tuple[SuiteStep, ...]] = {
-    # The paper's headline numbers (spec §5): PGD-100, step 1/255, random start, last iterate.
-    "paper-pgd": (("pgd", {"steps": 100, "step_size": 1.0, "restarts": 1, "random_start": True}),),
-    # The reference code's reduced AutoAttack: version 'standard' with attacks_to_run = apgd-ce, apgd-dlr.
-    "paper-aa": (
-        ("apgd-ce", {"steps": 100, "restarts": 1, "random_start": True}),
-        ("apgd-dlr", {"steps": 100, "restarts": 1, "random_start": True}),
-    ),
-    # Standard AutoAttack: APGD-CE, APGD-T (9 targets), FAB-T (9 targets), Square (5000 queries).
-    "autoattack": (
-        ("apgd-ce", {"steps": 100, "restarts": 1, "random_start": True}),
-        ("apgd-t", {"steps": 100, "restarts": 1, "random_start": True}),
-        ("fab-t", {"steps": 100, "restarts": 1}),
-        ("square", {"steps": 5000, "restarts": 1}),
-    ),
-}
-
-SUITE_HELP: dict[str, str] = {
-    "paper-pgd": "PGD-100, step 1/255 (the TGA-ZSR paper's evaluation)",
-    "paper-aa": "APGD-CE + APGD-DLR, 100 iterations each (the reference code's reduced AutoAttack)",
-    "autoattack": "standard AutoAttack: APGD-CE, APGD-T, FAB-T, Square-5000, each on the still-robust points",
-}
-
+from tgazsr_cli.attacks.base import eval_mode
+from tgazsr_cli.attacks.registry import SUITES, Attack, check_attack_or_suite, get_attack, get_suite
+from tgazsr_cli.attacks.threat import ThreatModel
+from tgazsr_cli.errors import RuntimeFailure
 
 BOX_TOL = 1e-6  # float slack allowed when checking that an attack kept to its threat model
-
-
-def get_suite(name: str) -> tuple[SuiteStep, ...]:
-    if name not in SUITES:
-        raise unknown_name("attack suite", name, SUITES)
-    return SUITES[name]
 
 
 @dataclass
@@ -159,10 +128,9 @@ def broken_by(masks: dict[str, torch.Tensor]) -> dict[int, str]:
 def resolve_attack(name: str) -> Attack:
     """A registered attack, or a suite wrapped as one (its adversarial images: for each point the image that
     broke it, else the clean image)."""
+    check_attack_or_suite(name)
     if name not in SUITES:
-        if name in ATTACKS:
-            return get_attack(name)
-        raise unknown_name("attack or attack suite", name, [*ATTACKS, *SUITES])
+        return get_attack(name)
 
     def suite_attack(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, threat: ThreatModel,
                      sample_ids: torch.Tensor | None = None) -> torch.Tensor:

@@ -9,7 +9,10 @@ from typing import Any
 
 import torch
 
-from tgazsr_cli.checkpoints.checkpoint import CHECKPOINT_DIR, Checkpoint, CheckpointMetadata
+from tgazsr_cli.checkpoints.checkpoint import Checkpoint
+from tgazsr_cli.checkpoints.metadata import CheckpointMetadata
+from tgazsr_cli.checkpoints.plain import load_plain_checkpoint
+from tgazsr_cli.checkpoints.run_dir import CHECKPOINT_DIR, checkpoint_in
 from tgazsr_cli.errors import RuntimeFailure, UsageError
 from tgazsr_cli.runtime.atomic import atomic_save_tensors, atomic_write, check_json
 
@@ -53,15 +56,12 @@ def check_export_folder(output: Path | None, hub_dir: Path | None) -> Path:
 def export_checkpoint(checkpoint: Path, out_dir: Path, *, model_card: bool = False) -> tuple[Path, Path]:
     """(the checkpoint file read, the folder written): a run directory or checkpoint as an open_clip folder,
     with a hub model card when `model_card`. A LoRA run's step checkpoint is merged first."""
-    from tgazsr_cli.checkpoints.checkpoint import checkpoint_in, load_checkpoint
-    from tgazsr_cli.models.lora import plain_checkpoint
-
     path = checkpoint_in(checkpoint)
     check_export_folder(out_dir, None)
-    state = plain_checkpoint(load_checkpoint(path))
+    state = load_plain_checkpoint(path)
     if model_card:
         return path, export_hub_folder(state, out_dir)
-    info = state.info
+    info = state.metadata
     return path, export_open_clip(state, model_cfg=info.model_cfg, preprocess_cfg=info.preprocess_cfg,
                                   out_dir=out_dir)
 
@@ -82,7 +82,7 @@ def export_hub_folder(
     model, the training threat model, the evaluation table of the checkpoint's run folder if it has one
     (`eval/results.md`), and the recipe.
     """
-    info = checkpoint.info
+    info = checkpoint.metadata
     path = Path(checkpoint.path)
     run_dir = path.parent.parent if path.parent.name == CHECKPOINT_DIR else path.parent
     out = export_open_clip(checkpoint, model_cfg=info.model_cfg, preprocess_cfg=info.preprocess_cfg, out_dir=out_dir)
@@ -141,7 +141,8 @@ def threat_lines(info: CheckpointMetadata, recipe: dict[str, Any]) -> list[str]:
         lines.append(f"- trained: LoRA on the image tower (rank {lora.get('rank')}, alpha {lora.get('alpha'):g}, "
                      f"modules {', '.join(lora.get('target_modules', []))}), merged into these weights")
     else:
-        last_k = optim.get("last_num_ft") or 0
+        # `last-K` since train.trainable took its k; recipes saved before kept k in optim.last_num_ft
+        last_k = int(mode.removeprefix("last-")) if mode.startswith("last-") else optim.get("last_num_ft") or 0
         part = f"the last {last_k} image-tower tensors" if last_k else "the whole image tower"
         lines.append(f"- trained: {part}; the text tower is unchanged")
     return lines

@@ -1,4 +1,9 @@
-"""Turn what the user names (a run directory, a checkpoint, or a model + pretrained tag) into a classifier."""
+"""Turn what the user names (a run directory, a checkpoint, or a model + pretrained tag or file) into a classifier.
+
+tgazsr checkpoints are read here, not in `models`: named by `--checkpoint`, or as a layer of `--pretrained`
+(`--pretrained run/final.safetensors`, `openai+step-00000004.safetensors`), whose weights are read, LoRA adapters
+merged, and handed to `models.building.build_clip`.
+"""
 
 from __future__ import annotations
 
@@ -8,19 +13,29 @@ from typing import Any
 
 import torch
 
-from tgazsr_cli.checkpoints import checkpoint as ckpt
-from tgazsr_cli.checkpoints.checkpoint import FINAL_NAME, checkpoint_in
+from tgazsr_cli.checkpoints.metadata import CheckpointMetadata
+from tgazsr_cli.checkpoints.plain import load_plain_checkpoint, model_spec
+from tgazsr_cli.checkpoints.run_dir import CHECKPOINT_DIR, FINAL_NAME, checkpoint_in
 from tgazsr_cli.errors import UsageError
-from tgazsr_cli.models.building import HUB_PREFIX, ModelSpec, build_clip, make_tokenizer
-from tgazsr_cli.models.classifier import ClipClassifier, load_classifier
-from tgazsr_cli.models.lora import plain_checkpoint
+from tgazsr_cli.models.building import (
+    HUB_PREFIX,
+    SHIPPED_PREFIX,
+    ModelSpec,
+    build_clip,
+    make_tokenizer,
+    pretrained_layers,
+    resolve_model_spec,
+)
+from tgazsr_cli.models.classifier import PAPER_LOGIT_SCALE, ClipClassifier
+from tgazsr_cli.weights.files import is_checkpoint_file
+from tgazsr_cli.weights.state_dict import check_compatible
 
 
 @dataclass
 class LoadedModel:
     classifier: ClipClassifier
     label: str  # the row name in tables and plots: "tga-zsr-run (tga-zsr)", "ViT-B-32 (openai)", "original ..."
-    info: ckpt.CheckpointMetadata | None  # None for an open_clip model named directly
+    info: CheckpointMetadata | None  # None for an open_clip model named directly
 
     @property
     def recipe(self) -> dict[str, Any]:
@@ -31,22 +46,50 @@ class LoadedModel:
 def checkpoint_label(path: Path, method: str) -> str:
     """A run's final checkpoint is named by its run (and method, unless the run name already says it)."""
     if path.name != FINAL_NAME:
-        run = path.parent.parent.name if path.parent.name == ckpt.CHECKPOINT_DIR else path.parent.name
+        run = path.parent.parent.name if path.parent.name == CHECKPOINT_DIR else path.parent.name
         return f"{run}/{path.stem}"
     run = path.parent.name
     return run if method in run else f"{run} ({method})"
 
 
 def load_tgazsr_checkpoint(path: Path, device: torch.device | str = "cpu") -> LoadedModel:
-    state = plain_checkpoint(ckpt.load_checkpoint(path))  # a LoRA run's step checkpoint: adapters merged
-    info = state.info
-    spec = ModelSpec(info.model_name, info.pretrained, info.model_cfg, info.preprocess_cfg)
+    state = load_plain_checkpoint(path)  # a LoRA run's step checkpoint: adapters merged
+    info = state.metadata
+    spec = model_spec(info)
     clip = build_clip(spec, load_weights=False)
-    ckpt.check_compatible(state.model_state, clip.state_dict())
+    check_compatible(state.model_state, clip.state_dict())
     clip.load_state_dict(state.model_state)
     classifier = ClipClassifier(clip, spec, make_tokenizer(spec), logit_scale=info.logit_scale)
     label = path.stem if info.method == "converted" else checkpoint_label(path, info.method)
     return LoadedModel(classifier.to(device).eval(), label, info)
+
+
+def checkpoint_layers(spec: ModelSpec) -> dict[str, dict[str, torch.Tensor]]:
+    """The layers of `spec.pretrained` that are tgazsr checkpoint files, read (LoRA adapters merged): the weights
+    `build_clip` loads in their place. Shipped `tgazsr:NAME` weights and hub files are left to `build_clip`."""
+    states: dict[str, dict[str, torch.Tensor]] = {}
+    for layer in pretrained_layers(spec.pretrained):
+        if layer.startswith((SHIPPED_PREFIX, HUB_PREFIX)) or layer in states:
+            continue
+        path = Path(layer).expanduser()
+        if is_checkpoint_file(path):
+            states[layer] = load_plain_checkpoint(path).model_state
+    return states
+
+
+def load_pretrained_classifier(
+    name: str,
+    pretrained: str | None = None,
+    *,
+    device: str | torch.device = "cpu",
+    logit_scale: float = PAPER_LOGIT_SCALE,
+) -> ClipClassifier:
+    """`models.classifier.load_classifier` that also takes tgazsr checkpoints (a LoRA run's too) as pretrained
+    weights: every entry point that passes on a user's `--pretrained` loads through this one."""
+    spec = resolve_model_spec(name, pretrained)
+    clip = build_clip(spec, layer_states=checkpoint_layers(spec))
+    classifier = ClipClassifier(clip, spec, make_tokenizer(spec), logit_scale=logit_scale)
+    return classifier.to(device).eval()
 
 
 def load_model(
@@ -63,7 +106,7 @@ def load_model(
         model, pretrained = pretrained, None  # a hub repository names its architecture too (open_clip_config.json)
     if not model:
         raise UsageError("name a model: --checkpoint RUN_DIR|FILE, or --model NAME [--pretrained TAG|FILE]")
-    classifier = load_classifier(model, pretrained, device=device, logit_scale=logit_scale)
+    classifier = load_pretrained_classifier(model, pretrained, device=device, logit_scale=logit_scale)
     return LoadedModel(classifier, f"{model} ({weights_label(model, pretrained)})", None)
 
 

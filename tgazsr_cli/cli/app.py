@@ -14,7 +14,7 @@ import typer
 from rich.markup import escape
 
 from tgazsr_cli import __version__
-from tgazsr_cli.cli import attack, convert, evaluate, listing, train, visualize
+from tgazsr_cli.cli import attack, convert, evaluate, export, listing, train, visualize
 from tgazsr_cli.cli.console import console
 
 app = typer.Typer(
@@ -29,7 +29,7 @@ app.command("train")(train.train)
 app.command("eval")(evaluate.evaluate)
 app.command("attack")(attack.attack)
 app.command("visualize-attention")(visualize.visualize_attention)
-app.command("export")(train.export)
+app.command("export")(export.export)
 app.command("convert")(convert.convert)
 app.command("methods")(listing.methods)
 app.command("attacks")(listing.attacks)

@@ -19,17 +19,18 @@ def _table(title: str, columns: list[str], rows: list[list[str]]) -> None:
 
 def methods() -> None:
     """List the training methods with their source."""
-    from tgazsr_cli.runtime.catalog import declared_methods  # read without importing torch
+    from tgazsr_cli.methods import all_methods  # method modules import torch only where they compute
 
-    _table("methods", ["name", "description", "source"], [[m.name, m.help, m.source] for m in declared_methods()])
+    _table("methods", ["name", "description", "source"],
+           [[name, cls.description, cls.source] for name, cls in sorted(all_methods().items())])
 
 
 def attacks() -> None:
     """List the attacks and the attack suites."""
-    from tgazsr_cli.runtime.catalog import declared_attacks, declared_suites  # read without importing torch
+    from tgazsr_cli.attacks import SUITE_HELP, all_attacks  # the registry imports no attack module
 
-    rows = [[attack.name, "attack", attack.help] for attack in declared_attacks()]
-    rows += [[name, "suite", text] for name, text in declared_suites().items()]
+    rows = [[name, "attack", entry.help] for name, entry in sorted(all_attacks().items())]
+    rows += [[name, "suite", text] for name, text in SUITE_HELP.items()]
     _table("attacks", ["name", "kind", "description"], rows)
 
 
@@ -63,7 +64,7 @@ def recipes() -> None:
     """List the built-in recipes."""
     import yaml
 
-    from tgazsr_cli.config.recipe import RECIPES_DIR
+    from tgazsr_cli.config import RECIPES_DIR
 
     rows = []
     for path in sorted(RECIPES_DIR.rglob("*.yaml")):

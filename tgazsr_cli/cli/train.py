@@ -1,4 +1,4 @@
-"""`tgazsr train` and `tgazsr export`."""
+"""`tgazsr train`: adversarial fine-tuning from a recipe, flags and `--set` overrides."""
 
 from __future__ import annotations
 
@@ -34,20 +34,13 @@ def train(
                          ] = None,
     batch_size: Annotated[int | None, typer.Option(help="Batch size (data.batch_size).")] = None,
     lr: Annotated[float | None, typer.Option(help="Learning rate (optim.lr).")] = None,
-    alpha: Annotated[float | None, typer.Option(help="TGA-ZSR family: weight of L_AR (method_options.alpha).")
-                     ] = None,
-    beta: Annotated[float | None, typer.Option(help="TGA-ZSR family: weight of L_AMC (method_options.beta).")
-                    ] = None,
-    distance: Annotated[str | None, typer.Option(help="Attention distance: l2, cos or l1 (method_options.distance).")
-                        ] = None,
-    attention_norm: Annotated[str | None, typer.Option(
-        help="token-axis (reference) or per-token (method_options.attention_norm).")] = None,
     train_eps: Annotated[float | None, typer.Option(help="Training attack eps in /255 (attack.eps).")] = None,
     train_steps: Annotated[int | None, typer.Option(help="Training attack PGD steps (attack.steps).")] = None,
     train_step_size: Annotated[float | None, typer.Option(
         help="Training attack step size in /255 (attack.step_size).")] = None,
-    last_num_ft: Annotated[int | None, typer.Option(help="Train only the last k image-tower tensors; 0 = all.")
-                           ] = None,
+    trainable: Annotated[str | None, typer.Option(
+        help="Which image-tower parameters train: full, last-K (its last K tensors) or lora (train.trainable).")
+                         ] = None,
     precision: Annotated[str | None, typer.Option(help="fp32 or bf16 autocast (losses stay fp32).")] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu, cuda or cuda:N.")] = None,
     workers: Annotated[int | None, typer.Option(help="Data loader workers (data.num_workers).")] = None,
@@ -56,17 +49,16 @@ def train(
 ) -> None:
     """Adversarially fine-tune a CLIP image tower (TGA-ZSR by default) and write safetensors checkpoints.
 
-    Settings resolve as: built-in defaults < --recipe file < --set key=value < explicit flags.
+    Settings resolve as: built-in defaults < --recipe file < --set key=value < explicit flags. A method's own
+    settings go through --set method_options.KEY=VALUE (`--print-config --method NAME` lists them).
     """
     from tgazsr_cli.api.train import TrainRequest, plan_training
 
     flags = {
         "method": method, "data.dataset": dataset, "data.data_dir": data_dir, "model.name": model,
         "model.pretrained": pretrained, "train.seed": seed, "optim.epochs": epochs, "optim.max_steps": max_steps,
-        "data.batch_size": batch_size, "optim.lr": lr, "method_options.alpha": alpha,
-        "method_options.beta": beta, "method_options.distance": distance,
-        "method_options.attention_norm": attention_norm, "attack.eps": train_eps, "attack.steps": train_steps,
-        "attack.step_size": train_step_size, "optim.last_num_ft": last_num_ft, "train.precision": precision,
+        "data.batch_size": batch_size, "optim.lr": lr, "attack.eps": train_eps, "attack.steps": train_steps,
+        "attack.step_size": train_step_size, "train.trainable": trainable, "train.precision": precision,
         "train.device": device, "data.num_workers": workers,
     }
     plan = plan_training(TrainRequest(recipe, list(overrides or []), flags, output, resume))
@@ -98,20 +90,3 @@ def train(
                       f"{result.skipped_images} undecodable images")
     console.print(f"model checkpoint: {result.final_checkpoint}")
 
-
-def export(
-    checkpoint: Annotated[Path, typer.Argument(help="A tgazsr checkpoint file or run directory.")],
-    output: Annotated[Path | None, typer.Option(
-        "--output", "-o", help="Folder to write (open_clip `local-dir:` layout).")] = None,
-    hub_dir: Annotated[Path | None, typer.Option(
-        help="Folder ready to upload to the Hugging Face hub: open_clip files plus a model card README.md.")] = None,
-) -> None:
-    """Export a checkpoint as an open_clip folder that plain open_clip loads (`local-dir:` or, uploaded, `hf-hub:`)."""
-    from tgazsr_cli.checkpoints.export import check_export_folder
-
-    folder = check_export_folder(output, hub_dir)  # before torch is imported
-
-    from tgazsr_cli.checkpoints.export import export_checkpoint
-
-    path, folder = export_checkpoint(checkpoint, folder, model_card=hub_dir is not None)
-    console.print(f"exported {path} → {folder}; load with open_clip.create_model('local-dir:{folder}')")

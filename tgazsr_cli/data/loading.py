@@ -1,9 +1,10 @@
 """`load_image_dataset`: any source name -> an `ImageClassificationData` ready for a DataLoader (spec §3, §6).
 
 Sources: a registered name (hub id, shipped folder, or a local copy given with `data_dir`); ``hf:ORG/NAME``;
-a local path (parquet file or folder, save_to_disk folder, image folder, original tiny-imagenet-200 folder).
-Each is opened into one `datasets.Dataset` split (hub.py, local.py, folders.py); from there one code path
-finds the columns, fixes class names and label order, takes the seeded subset and wraps it for torch.
+a local path (any layout a reader of `sources/` recognises: parquet, save_to_disk, webdataset shards, image
+folders, the original tiny-imagenet-200 folder ...). Each is opened into one `datasets.Dataset` split
+(`sources/hub.py`, or `local.py` through the readers); from there one code path finds the columns, fixes class
+names and label order, takes the seeded subset and wraps it for torch.
 """
 
 from __future__ import annotations
@@ -18,17 +19,28 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from tgazsr_cli.data.columns import label_names, prepare_table
 from tgazsr_cli.data.dataset import HFImageDataset
-from tgazsr_cli.data.hub import open_hub, parse_hub_source
-from tgazsr_cli.data.labels import check_labels
-from tgazsr_cli.data.local import LocalCopyMissing, open_local
-from tgazsr_cli.data.localcopy import datasets_hint, find_local_copy, is_copy_itself, looked_at
-from tgazsr_cli.data.opened import LocalManifest, OpenedSource
-from tgazsr_cli.data.speclabels import drop_labels, excluded_labels, resolve_for_spec
+from tgazsr_cli.data.labels import (
+    check_labels,
+    drop_labels,
+    excluded_labels,
+    label_names,
+    prepare_table,
+    resolve_for_spec,
+)
+from tgazsr_cli.data.local import (
+    LocalCopyMissing,
+    datasets_hint,
+    find_local_copy,
+    is_copy_itself,
+    looked_at,
+    open_local,
+    open_whole,
+)
+from tgazsr_cli.data.sources.base import LocalManifest, OpenedSource
+from tgazsr_cli.data.sources.hub import open_hub, parse_hub_source
 from tgazsr_cli.data.specs import ALL_SPLITS, DEFAULT_TEMPLATES, DatasetSpec, is_registered, list_datasets
 from tgazsr_cli.data.transforms import build_transform, check_transform_args
-from tgazsr_cli.data.wholeset import open_whole
 from tgazsr_cli.errors import RuntimeFailure, UsageError, unknown_name
 
 if TYPE_CHECKING:
@@ -87,7 +99,7 @@ def _open_data_dir(spec: DatasetSpec, data_dir: str, local: Callable[..., Opened
 def _open_registered(
     spec: DatasetSpec, split: str, data_dir: str | None, data_root: str | None,
 ) -> OpenedSource:
-    wanted = spec.splits.get(split, split)
+    wanted = spec.source_split(split)
     local = open_whole if wanted == ALL_SPLITS else partial(open_local, split=wanted)
     if data_dir is None and data_root is not None:  # a root of copies: this one's, if there, else as without
         data_dir = find_local_copy(spec.name, data_root)

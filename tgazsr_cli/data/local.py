@@ -1,130 +1,212 @@
-"""Local copies: parquet files, `save_to_disk` folders and image folders, opened through `datasets`.
+"""Local copies: where one lies under ``--data-dir``, opening it through the registered layout readers, whole sets.
 
-Parquet goes through ``datasets.load_dataset("parquet", data_files=...)``, exactly the builder the hub's
-parquet datasets use, so a downloaded copy and the hub share everything after the file lookup. Split names
-come from the file paths (``train-0000.parquet``, ``valid/0000.parquet``, ``test.parquet``); files without
-one form a single split.
+Opening: the readers of `sources/` are tried in priority order and the first whose probe claims the path opens
+it; a spec whose split is "all" (`specs.ALL_SPLITS`, spec §6: SUN397, EuroSAT, Caltech-101/256 are scored on
+all their images) reads every split of the copy and concatenates them, so a copy that happens to be divided
+still yields the whole set.
+
+Finding: a copy is looked for as ``ROOT/<name>`` and under the folder names its downloads unpack to
+(`DatasetSpec.folder_names`, plus the hub repository's own name, e.g. ``tiny-imagenet-200``, ``wds_cifar10``,
+``101_ObjectCategories``). A folder found that way which holds the download folder itself
+(``ROOT/caltech101/101_ObjectCategories``, torchvision's ``ROOT/eurosat/2750``) is entered one level.
+Folders that hold datasets rather than being one give a did-you-mean (`holds_datasets`).
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from tgazsr_cli.data.folders import WORDS_TXT, has_images, open_folder, words_names
-from tgazsr_cli.data.hub import first_line
-from tgazsr_cli.data.opened import LocalManifest, OpenedSource
-from tgazsr_cli.data.shipped import read_manifest
-from tgazsr_cli.data.specs import LOCAL_LAYOUTS
-from tgazsr_cli.data.splits import resolve_split, split_of_path
-from tgazsr_cli.data.sun397_folder import is_sun397_root, open_sun397
-from tgazsr_cli.data.webdataset import TAR_SUFFIX, open_webdataset, tar_shards
+from tgazsr_cli.data.sources.base import OpenedSource, reader_for
+from tgazsr_cli.data.sources.folders import VAL_ANNOTATIONS, is_image_file
+from tgazsr_cli.data.sources.saved import SAVED_MARKERS
+from tgazsr_cli.data.sources.sun397 import is_sun397_root
+from tgazsr_cli.data.sources.webdataset import TAR_SUFFIX
+from tgazsr_cli.data.specs import ALL_SPLITS, LOCAL_LAYOUTS, DatasetSpec, get_dataset_spec, is_registered, list_datasets
+from tgazsr_cli.data.splits import canonical_split
 from tgazsr_cli.errors import RuntimeFailure, UsageError
-
-if TYPE_CHECKING:
-    import datasets
-
-SAVED_MARKERS = ("dataset_dict.json", "state.json")
 
 
 class LocalCopyMissing(RuntimeFailure):
     """Nothing readable at a local path (it does not exist, or holds no data)."""
-_SINGLE = "train"  # the split name `datasets` gets for a source that has only one
 
 
-def _name_of(path: Path) -> str:
-    """A record name from a path: the file stem, or its folder's name for stems like 'test'."""
-    stem = path.stem if path.is_file() else path.name
-    return path.parent.name if path.is_file() and split_of_path(Path(stem)) else stem
-
-
-def group_parquet(root: Path, files: list[Path]) -> dict[str, list[Path]]:
-    """Parquet files by the split named in their path below `root`: {"": files} when no file names a split,
-    else canonical split -> files (files naming none count as train)."""
-    groups: dict[str, list[Path]] = {}
-    for file in files:
-        groups.setdefault(split_of_path(file.relative_to(root)) or "", []).append(file)
-    if set(groups) == {""}:
-        return groups
-    unnamed = groups.pop("", [])
-    if unnamed:
-        groups.setdefault("train", []).extend(unnamed)
-    return groups
-
-
-def _load_parquet(files: list[Path], split_key: str, where: Path) -> datasets.Dataset:
-    import datasets
-
-    try:
-        data_files = {split_key: [str(f) for f in files]}
-        return datasets.load_dataset("parquet", data_files=data_files, split=split_key)
-    except Exception as error:  # arrow / datasets raise many types for unreadable files
-        raise RuntimeFailure(f"could not read parquet data in {where}: {first_line(error)}") from error
-
-
-def open_parquet(path: Path, split: str) -> OpenedSource:
-    """A .parquet file (one split) or a folder of parquet files (split by file name)."""
-    if path.is_file():
-        files, chosen, root = [path], "all", path.parent
-    else:
-        root = path
-        groups = group_parquet(path, sorted(path.rglob("*.parquet")))
-        chosen = "all" if set(groups) == {""} else resolve_split(split, groups, where=str(path))
-        files = groups["" if chosen == "all" else chosen]
-    table = _load_parquet(files, _SINGLE if chosen == "all" else chosen, path)
-    where = str(path) if chosen == "all" else f"{path} split {chosen}"
-    return OpenedSource(table=table, description=where, split=chosen, name=_name_of(path), base_dir=root,
-                        manifest=read_manifest(root))
-
-
-def open_saved(path: Path, split: str) -> OpenedSource:
-    """A folder written by `Dataset.save_to_disk` or `DatasetDict.save_to_disk`."""
-    import datasets
-
-    try:
-        loaded = datasets.load_from_disk(str(path))
-    except Exception as error:
-        raise RuntimeFailure(f"could not read the saved dataset in {path}: {first_line(error)}") from error
-    if isinstance(loaded, datasets.DatasetDict):
-        chosen = resolve_split(split, loaded.keys(), where=str(path))
-        table, where = loaded[chosen], f"{path} split {chosen}"
-    else:
-        chosen, table, where = "all", loaded, str(path)
-    return OpenedSource(table=table, description=where, split=chosen, name=path.name, base_dir=path,
-                        manifest=read_manifest(path))
-
-
-def _words_manifest(opened: OpenedSource) -> LocalManifest | None:
-    """Class names from a words.txt beside a folder of wnid classes the built-in table lacks (folders.py)."""
-    folder = opened.base_dir
-    names = words_names(folder, opened.table.features["label"].names) if folder is not None else None
-    return LocalManifest(path=folder / WORDS_TXT, classnames=names) if names else None
-
+# -- opening -------------------------------------------------------------------------------------------------
 
 def open_local(
     path: Path, split: str, *, layout_hint: str = LOCAL_LAYOUTS, what: str = "path",
 ) -> OpenedSource:
-    """Open whatever lies at `path`: parquet, a save_to_disk folder, webdataset shards or an image folder."""
+    """Open one split of whatever lies at `path` with the first registered reader that recognises it."""
     path = path.expanduser()
     if not path.exists():
         raise LocalCopyMissing(f"{what} {path} does not exist; put the data there ({layout_hint})")
+    reader = reader_for(path)
+    if reader is not None:
+        return reader.open(path, split)
     if path.is_file():
-        if path.suffix.lower() == ".parquet":
-            return open_parquet(path, split)
-        if path.suffix.lower() == TAR_SUFFIX:
-            return open_webdataset(path, split)
         raise UsageError(f"{path} is not a .parquet file; give a parquet file or a folder ({layout_hint})")
-    if any((path / marker).is_file() for marker in SAVED_MARKERS):
-        return open_saved(path, split)
-    if next(path.rglob("*.parquet"), None) is not None:
-        return open_parquet(path, split)
-    if tar_shards(path):
-        return open_webdataset(path, split)
-    if is_sun397_root(path):
-        return open_sun397(path)
-    if has_images(path):
-        opened = open_folder(path, split, name=_name_of(path))
-        opened.manifest = read_manifest(path) or _words_manifest(opened)
-        return opened
     raise LocalCopyMissing(f"found no parquet files, saved dataset or images in {path} (nor .tar shards); "
                            f"expected {layout_hint}")
+
+
+def local_splits(path: Path) -> list[str]:
+    """The split names a local copy is divided into; empty when it is one undivided set."""
+    reader = reader_for(path) if path.exists() else None
+    return reader.splits(path) if reader is not None else []
+
+
+def open_whole(path: Path, *, layout_hint: str = LOCAL_LAYOUTS, what: str = "path") -> OpenedSource:
+    """All examples of the local copy at `path`, every split concatenated."""
+    import datasets
+
+    path = path.expanduser()
+    splits = local_splits(path)
+    if len(splits) <= 1:
+        opened = open_local(path, splits[0] if splits else ALL_SPLITS, layout_hint=layout_hint, what=what)
+        opened.split = ALL_SPLITS
+        return opened
+    parts = [open_local(path, split, layout_hint=layout_hint, what=what) for split in splits]
+    if any(part.table.features != parts[0].table.features for part in parts):
+        raise UsageError(f"the splits {', '.join(splits)} of {path} have different columns or classes; "
+                         "put all images in one copy to evaluate the whole set")
+    table = datasets.concatenate_datasets([part.table for part in parts])
+    return OpenedSource(table=table, description=f"{path} splits {'+'.join(splits)} (whole set)",
+                        split=ALL_SPLITS, name=parts[0].name, base_dir=parts[0].base_dir,
+                        skipped=sum(part.skipped for part in parts), manifest=parts[0].manifest)
+
+
+# -- finding under --data-dir ---------------------------------------------------------------------------------
+
+def usual_folders(spec: DatasetSpec) -> tuple[str, ...]:
+    """The folder names a copy of `spec` may have: its name, its download names, its hub repository's name."""
+    names = [spec.name, *spec.folder_names]
+    if spec.hub_id is not None:
+        names.append(spec.hub_id.rsplit("/", 1)[-1])
+    return tuple(dict.fromkeys(names))
+
+
+def candidate_paths(name: str, root: str | Path) -> list[Path]:
+    """Where `find_local_copy` looks for dataset `name` under `root`, in order."""
+    root = Path(root).expanduser()
+    return [root / folder for folder in usual_folders(get_dataset_spec(name))]
+
+
+def _enter(path: Path, spec: DatasetSpec) -> Path:
+    """`path`, or the download folder inside it when it holds one (ROOT/caltech101/101_ObjectCategories)."""
+    for folder in spec.folder_names:
+        if (path / folder).is_dir():
+            return path / folder
+    return path
+
+
+def find_local_copy(name: str, data_dir: str | None) -> str | None:
+    """The copy of registered dataset `name` in the folder `data_dir`, or None (then the hub is the source).
+
+    Found: ``data_dir`` itself when its own name is one of the dataset's usual folder names, else the first of
+    `candidate_paths` that exists; either is entered one level when it holds the download folder itself.
+    None when `data_dir` is None, `name` is not registered, or no such folder exists.
+    """
+    if data_dir is None or not is_registered(name):
+        return None
+    spec = get_dataset_spec(name)
+    root = Path(data_dir).expanduser()
+    if root.name in usual_folders(spec) and root.exists():
+        return str(_enter(root, spec))
+    for path in candidate_paths(name, root):
+        if path.exists():
+            return str(_enter(path, spec))
+    return None
+
+
+def looked_at(name: str, root: str | Path) -> str:
+    """'looked for A, B, C' for an error message."""
+    return "looked for " + ", ".join(str(path) for path in candidate_paths(name, root))
+
+
+def _folder_owners() -> dict[str, str]:
+    """Usual folder name -> registered dataset, over the whole table."""
+    owners: dict[str, str] = {}
+    for name in list_datasets():
+        for folder in usual_folders(get_dataset_spec(name)):
+            owners.setdefault(folder, name)
+    return owners
+
+
+def _holds_images(folder: Path) -> bool:
+    """True when image files lie directly in `folder` (a class folder, not a dataset)."""
+    try:
+        return any(is_image_file(entry.name) for entry in os.scandir(folder) if entry.is_file())
+    except OSError:
+        return False
+
+
+def is_copy_itself(folder: Path) -> bool:
+    """True when `folder` is one dataset by its own layout: saved-dataset markers, parquet or .tar files, split
+    folders (train/, test/ ...), Tiny-ImageNet's val annotations or the SUN397 archive."""
+    if not folder.is_dir():
+        return True
+    markers = (*SAVED_MARKERS, VAL_ANNOTATIONS)
+    if any((folder / marker).is_file() for marker in markers) or is_sun397_root(folder):
+        return True
+    for entry in folder.iterdir():
+        if entry.is_file() and entry.suffix.lower() in (".parquet", TAR_SUFFIX):
+            return True
+        if entry.is_dir() and canonical_split(entry.name) is not None:
+            return True
+    return False
+
+
+MAX_SCANNED = 20  # a folder with more sub-folders is a set of class folders: not looked into further
+
+
+def _sub_folders(folder: Path) -> list[Path]:
+    try:
+        with os.scandir(folder) as entries:  # d_type: no stat per entry, cheap on big folders
+            return sorted(Path(e.path) for e in entries if e.is_dir() and not e.name.startswith("."))
+    except OSError:
+        return []
+
+
+def holds_datasets(folder: Path, depth: int = 2) -> dict[Path, str]:
+    """Sub-folders of `folder` (down to `depth` levels) named like a registered dataset's copy -> that dataset.
+
+    A sub-folder with images directly inside is a class folder (an image folder may have a class 'cars'), so
+    it never counts; nor does anything when `folder` holds images itself. Only folders with at most
+    MAX_SCANNED sub-folders are looked into below the first level (so an ImageNet folder costs one listing).
+    """
+    if not folder.is_dir() or _holds_images(folder):
+        return {}
+    owners, found = _folder_owners(), {}
+    level = [folder]
+    for _ in range(depth):
+        below = []
+        for parent in level:
+            children = _sub_folders(parent)
+            for child in children:
+                if child.name in owners and not _holds_images(child):
+                    found[child] = owners[child.name]
+                elif len(children) <= MAX_SCANNED:
+                    below.append(child)
+        if found:
+            return found
+        level = below
+    return found
+
+
+def datasets_hint(folder: Path, *, wanted: str | None = None) -> str:
+    """'; it holds X (dataset x): did you mean ...?' for a folder that holds datasets' copies, else ''.
+
+    `wanted`: the dataset --data-dir was given for (None: the folder was given as the dataset itself).
+    """
+    found = holds_datasets(folder)
+    if not found:
+        return ""
+    listed = ", ".join(f"{path} ({name})" for path, name in list(found.items())[:4])
+    if wanted is None:
+        path, name = next(iter(found.items()))
+        return f"; it holds {listed}: did you mean --datasets {path} (or --datasets {name} --data-dir {path.parent})?"
+    mine = [path for path, name in found.items() if name == wanted]
+    if mine:
+        return f"; it holds {listed}: did you mean --data-dir {mine[0].parent}?"
+    return (f"; it holds copies of other datasets ({listed}): put the {wanted} copy there under one of the names "
+            "looked for, or give the copy itself as --data-dir")

@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from tgazsr_cli.attacks import SUITES, ThreatModel, get_suite, resolve_attack, sanity_checks
+from tgazsr_cli.attacks import SUITES, ThreatModel, check_attack_names, get_suite, resolve_attack, sanity_checks
 from tgazsr_cli.attacks.suites import run_suite_detailed
 from tgazsr_cli.data import ImageClassificationData, collate_skip_broken
 from tgazsr_cli.errors import RuntimeFailure
@@ -60,13 +60,6 @@ class EvalRecord:
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "clean_accuracy": self.clean_accuracy, "robust_accuracy": self.robust_accuracy}
-
-
-def check_attack_names(names: Sequence[str]) -> list[str]:
-    """Each name must be a registered attack or suite; UsageError with a did-you-mean otherwise."""
-    for name in names:
-        resolve_attack(name)
-    return list(dict.fromkeys(names))
 
 
 class _IndexedDataset(torch.utils.data.Dataset):

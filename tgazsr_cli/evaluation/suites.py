@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from tgazsr_cli.attacks import SUITES
-from tgazsr_cli.config.recipe import RECIPES_DIR, load_recipe
+from tgazsr_cli.config import RECIPES_DIR, load_recipe
 from tgazsr_cli.errors import unknown_name
 
 DATASET_SUITES_DIR = RECIPES_DIR / "eval"

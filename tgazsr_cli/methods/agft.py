@@ -21,44 +21,22 @@ gradients with respect to the input only, and its loss is summed (its sign steps
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
 
-import torch
-import torch.nn.functional as F
-
-from tgazsr_cli.attacks import eval_mode
-from tgazsr_cli.attacks.pgd import maximize
-from tgazsr_cli.errors import UsageError
+from tgazsr_cli.config.fields import Positive
 from tgazsr_cli.methods.base import LossOutput, TrainingMethod, register_method
-from tgazsr_cli.models.classifier import ClipClassifier
 
-ATTACK_TARGETS = ("soft", "labels")
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass
 class AgftOptions:
-    logit_scale: float = 100.0  # main.py:24 "logit_scale": 100 (README.md:39 trains with 180)
-    scale_ratio: float = 1.0  # main.py:24 "scale_ratio": 1 (README.md:39 trains with 0.4)
+    logit_scale: Positive = 100.0  # main.py:24 "logit_scale": 100 (README.md:39 trains with 180)
+    scale_ratio: Positive = 1.0  # main.py:24 "scale_ratio": 1 (README.md:39 trains with 0.4)
     # What the training attack maximises: "soft" = the CE against the teacher's soft targets, as
     # train.py:113-115 passes them to PGD; "labels" = the CE against the hard labels (TeCoA's attack).
-    attack_targets: str = "soft"
-
-    def __post_init__(self) -> None:
-        if self.logit_scale <= 0 or self.scale_ratio <= 0:
-            raise UsageError(f"method_options.logit_scale and scale_ratio must be > 0, got {self.logit_scale:g} "
-                             f"and {self.scale_ratio:g}")
-        if self.attack_targets not in ATTACK_TARGETS:
-            raise UsageError(f"method_options.attack_targets must be one of {', '.join(ATTACK_TARGETS)}, "
-                             f"got '{self.attack_targets}'")
-
-
-def cosine_scores(model: ClipClassifier, images: torch.Tensor) -> torch.Tensor:
-    """cos(image embedding, class prompt embedding) for every class: [B, classes], fp32."""
-    return F.normalize(model.encode_image(images).float(), dim=-1) @ model.text_features.t()
-
-
-def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
-    """-sum_k q_k log softmax(z)_k per row (torch's CE with probability targets), fp32."""
-    return F.cross_entropy(logits.float(), targets.float(), reduction=reduction)
+    attack_targets: Literal["soft", "labels"] = "soft"
 
 
 @register_method
@@ -73,12 +51,22 @@ class Agft(TrainingMethod):
         self.teacher = self.model.frozen_image_copy()
 
     def soft_targets(self, images: torch.Tensor) -> torch.Tensor:
+        import torch
+
+        from tgazsr_cli.methods.losses import cosine_scores
+
         assert self.teacher is not None
         scale = self.options.scale_ratio * self.options.logit_scale
         with torch.no_grad():
             return (scale * cosine_scores(self.teacher, images)).softmax(dim=1)
 
     def loss(self, images: torch.Tensor, labels: torch.Tensor) -> LossOutput:
+        import torch.nn.functional as F
+
+        from tgazsr_cli.attacks.base import eval_mode
+        from tgazsr_cli.attacks.pgd import maximize
+        from tgazsr_cli.methods.losses import cosine_scores, soft_cross_entropy
+
         scale = self.options.logit_scale
         targets = self.soft_targets(images)
         attack_targets = targets if self.options.attack_targets == "soft" else labels

@@ -1,17 +1,24 @@
-"""What every training method provides, and the registry that finds methods by name."""
+"""What every training method provides, and the registry that finds methods by name.
+
+Method modules import torch only inside the functions that compute, so that listing the methods, checking a
+recipe's `method_options` and `--print-config` never pay for importing torch.
+"""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import torch
-from torch import nn
-
-from tgazsr_cli.attacks import ThreatModel
-from tgazsr_cli.config.recipe import Recipe, build_section
+from tgazsr_cli.attacks.threat import ThreatModel
+from tgazsr_cli.config import Recipe, build_section
 from tgazsr_cli.errors import unknown_name
-from tgazsr_cli.models.classifier import ClipClassifier
+from tgazsr_cli.runtime.registry import import_plugins
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from tgazsr_cli.models.classifier import ClipClassifier
 
 
 @dataclass
@@ -33,7 +40,9 @@ class TrainingMethod:
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
     source: ClassVar[str] = ""
-    Options: ClassVar[type] = NoOptions  # a dataclass of method-specific settings (recipe `method_options`)
+    # a dataclass of the method's own settings (recipe `method_options`), typed like the recipe's sections:
+    # Literal choices and Annotated bounds (config.fields) are checked by the one coercer
+    Options: ClassVar[type] = NoOptions
     # Why the loss is not a mean of per-example terms, if it is not: then averaging per-rank gradients
     # (DDP) would not give the 1-process update, and torchrun refuses the method.
     not_shardable: ClassVar[str | None] = None
@@ -52,7 +61,7 @@ class TrainingMethod:
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         """The image tower (or its last k tensors); the text tower and logit scale stay frozen (spec §3)."""
-        return self.model.image_parameters(self.recipe.optim.last_num_ft)
+        return self.model.image_parameters(self.recipe.last_k)
 
     def setup(self) -> None:
         """Freeze everything but the trainable parameters; subclasses add their teacher."""
@@ -73,30 +82,37 @@ def register_method(cls: type[TrainingMethod]) -> type[TrainingMethod]:
     return cls
 
 
+def all_methods() -> dict[str, type[TrainingMethod]]:
+    """Every registered method by name, plugins included."""
+    import_plugins()
+    return METHODS
+
+
 def get_method(name: str) -> type[TrainingMethod]:
     """The method registered as `name` (case-insensitive); UsageError with a did-you-mean otherwise."""
+    import_plugins()
     found = METHODS.get(name) or METHODS.get(name.lower())
     if found is None:
         raise unknown_name("method", name, METHODS)
     return found
 
 
-def resolve_method_options(recipe: Recipe, legacy: dict[str, Any] | None = None) -> Recipe:
-    """The recipe with its method's canonical name and every option of that method (defaults filled in).
+def resolve_method_options(recipe: Recipe) -> Recipe:
+    """The recipe with its method's canonical name and every option of that method, checked, defaults filled in.
 
-    `legacy` holds settings from a 0.1-layout `loss:` section: only those the method declares are kept,
-    which is what that release used (see recipe_legacy)."""
+    Settings read from a 0.1-layout `loss:` section (`recipe.legacy_options`) are kept where the method declares
+    them, which is what that release used (config.legacy)."""
     method = get_method(recipe.method)
     declared = {f.name for f in fields(method.Options)}
-    given = {**{k: v for k, v in (legacy or {}).items() if k in declared}, **recipe.method_options}
+    given = {**{k: v for k, v in recipe.legacy_options.items() if k in declared}, **recipe.method_options}
     options = build_section(method.Options, given, "method_options.")
-    return replace(recipe, method=method.name, method_options=asdict(options))
+    return replace(recipe, method=method.name, method_options=asdict(options), legacy_options={})
 
 
 def build_method(
     model: ClipClassifier, recipe: Recipe, class_templates: list[list[str]] | None = None
 ) -> TrainingMethod:
-    method = get_method(recipe.method)(model, recipe)
+    method = get_method(recipe.method)(model, resolve_method_options(recipe))
     method.class_templates = class_templates
     method.setup()
     return method

@@ -7,23 +7,23 @@ is used wherever TGA-ZSR uses its map; defaults alpha 0.10, beta 0.07 (its recip
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated
 
-import torch
-
-from tgazsr_cli.errors import UsageError
+from tgazsr_cli.config.fields import Check
 from tgazsr_cli.methods.base import register_method
 from tgazsr_cli.methods.tga_zsr import TgaZsr, TgaZsrOptions
-from tgazsr_cli.models.attention import text_guided_attention
+
+if TYPE_CHECKING:
+    import torch
+
+
+def _needs_placeholder(template: str) -> str | None:
+    return None if "{}" in template else "needs '{}' for the class name"
 
 
 @dataclass
 class CompTgaOptions(TgaZsrOptions):
-    negative_template: str = "This is not a photo of a {}"
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if "{}" not in self.negative_template:
-            raise UsageError("recipe key 'method_options.negative_template' needs '{}' for the class name")
+    negative_template: Annotated[str, Check(_needs_placeholder)] = "This is not a photo of a {}"
 
 
 @register_method
@@ -38,6 +38,8 @@ class CompTga(TgaZsr):
         self.negative_text = self.model.class_text_features(self.model.classnames, [self.options.negative_template])
 
     def attention(self, model, tokens: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        from tgazsr_cli.models.attention import text_guided_attention
+
         settings = self.options
         size = (model.image_size, model.image_size) if settings.upsample else None
         positive = super().attention(model, tokens, labels)

@@ -7,18 +7,18 @@ attack maximises that same loss (labels unused) with FARE's momentum PGD.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated
 
-import torch
-
-from tgazsr_cli.attacks import eval_mode
-from tgazsr_cli.attacks.pgd import maximize
+from tgazsr_cli.config.fields import Bounds
 from tgazsr_cli.methods.base import LossOutput, TrainingMethod, register_method
-from tgazsr_cli.methods.losses import embedding_l2_squared
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass
 class FareOptions:
-    attack_momentum: float = 0.9
+    attack_momentum: Annotated[float, Bounds(ge=0, le=1)] = 0.9  # of the inner attack's gradient
 
 
 @register_method
@@ -33,6 +33,12 @@ class Fare(TrainingMethod):
         self.teacher = self.model.frozen_image_copy()
 
     def loss(self, images: torch.Tensor, labels: torch.Tensor) -> LossOutput:
+        import torch
+
+        from tgazsr_cli.attacks.base import eval_mode
+        from tgazsr_cli.attacks.pgd import maximize
+        from tgazsr_cli.methods.losses import embedding_l2_squared
+
         assert self.teacher is not None
         with torch.no_grad():
             target = self.teacher.encode_image(images)

@@ -6,11 +6,12 @@ FT-Adv uses PGD images (the attack still maximises CE over all training classes)
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
-from tgazsr_cli.attacks.pgd import pgd
 from tgazsr_cli.methods.base import LossOutput, TrainingMethod, register_method
-from tgazsr_cli.methods.losses import clip_contrastive
+
+if TYPE_CHECKING:
+    import torch
 
 
 @register_method
@@ -22,6 +23,9 @@ class FtClean(TrainingMethod):
     adversarial = False
 
     def loss(self, images: torch.Tensor, labels: torch.Tensor) -> LossOutput:
+        from tgazsr_cli.attacks.pgd import pgd
+        from tgazsr_cli.methods.losses import clip_contrastive
+
         if self.adversarial:
             images = pgd(self.model, images, labels, self.train_threat)
         contrastive = clip_contrastive(self.model.encode_image(images), self.model.text_features[labels],

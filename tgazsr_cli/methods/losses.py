@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
+from torch.distributions import Dirichlet, kl_divergence
 
-Distance = Literal["l2", "cos", "l1"]
+if TYPE_CHECKING:
+    from tgazsr_cli.models.classifier import ClipClassifier
+
 DISTANCES: tuple[str, ...] = ("l2", "cos", "l1")
+CONCENTRATION_FLOOR = 1e-6  # UCAT main.py:390 and 396
 
 
-def attention_distance(maps: torch.Tensor, targets: torch.Tensor, metric: Distance = "l2") -> torch.Tensor:
+def attention_distance(maps: torch.Tensor, targets: torch.Tensor, metric: str = "l2") -> torch.Tensor:
     """Distance between flattened attention maps [B, P] (spec §3 `--Distance_metric`).
 
     l2: batch mean of the plain (not squared) Euclidean norm of each map difference;
@@ -53,3 +57,23 @@ def kl_divergence_sum(target_logits: torch.Tensor, input_logits: torch.Tensor) -
 def embedding_l2_squared(embeddings: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Batch mean of the squared L2 distance (summed over dimensions) of unnormalised embeddings (FARE)."""
     return (embeddings.float() - targets.float()).pow(2).sum(dim=1).mean()
+
+
+def cosine_scores(model: ClipClassifier, images: torch.Tensor) -> torch.Tensor:
+    """cos(image embedding, class prompt embedding) for every class: [B, classes], fp32 (AGFT, UCAT)."""
+    return F.normalize(model.encode_image(images).float(), dim=-1) @ model.text_features.t()
+
+
+def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """-sum_k q_k log softmax(z)_k per row (torch's CE with probability targets), fp32 (AGFT)."""
+    return F.cross_entropy(logits.float(), targets.float(), reduction=reduction)
+
+
+def concentrations(cosines: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Dirichlet concentrations 1e-6 + exp((cos + 1) / t), fp32 (up to exp(2 / t), 2.6e12 at t = 0.07; UCAT)."""
+    return CONCENTRATION_FLOOR + torch.exp((cosines.float() + 1) / temperature)
+
+
+def dirichlet_kl(alpha: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
+    """Batch mean of KL(Dir(alpha_i) || Dir(beta_i)) in closed form (torch.distributions; UCAT)."""
+    return kl_divergence(Dirichlet(alpha), Dirichlet(beta)).mean()

@@ -8,18 +8,19 @@ adversarial image; the clean branch is the trainable model on clean images, with
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
-
-from tgazsr_cli.attacks.pgd import pgd
+from tgazsr_cli.config.fields import NonNegative
 from tgazsr_cli.methods.base import LossOutput, TrainingMethod, register_method
-from tgazsr_cli.methods.losses import kl_divergence_sum, zero_shot_cross_entropy
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass
 class PmgAftOptions:
-    kl_original_weight: float = 1.0
-    kl_clean_weight: float = 1.0
+    kl_original_weight: NonNegative = 1.0
+    kl_clean_weight: NonNegative = 1.0
     # The reference re-normalises the scaled text embedding, so its logits are raw cosines
     # (temperature 1) in training and in its attacks; true reproduces that, false uses 100 * cos.
     raw_cosine_logits: bool = False
@@ -41,6 +42,11 @@ class PmgAft(TrainingMethod):
         self.teacher.logit_scale = self.model.logit_scale
 
     def loss(self, images: torch.Tensor, labels: torch.Tensor) -> LossOutput:
+        import torch
+
+        from tgazsr_cli.attacks.pgd import pgd
+        from tgazsr_cli.methods.losses import kl_divergence_sum, zero_shot_cross_entropy
+
         adversarial = pgd(self.model, images, labels, self.train_threat)
         batch = len(images)
         logits = self.model(torch.cat([adversarial, images]))

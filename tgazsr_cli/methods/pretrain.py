@@ -10,22 +10,25 @@ grouped by class, so duplicate classes in a batch are not pushed apart.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated
 
-import torch
-import torch.nn.functional as F
-from torch import nn
-
+from tgazsr_cli.config.fields import Bounds, NonNegativeInt
 from tgazsr_cli.methods.base import LossOutput, TrainingMethod, register_method
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
 
 MAX_LOGIT_SCALE = 100.0
 
 
 @dataclass
 class PretrainOptions:
-    text_to_image_weight: float = 0.5
+    text_to_image_weight: Annotated[float, Bounds(ge=0, le=1)] = 0.5
     # 0: every class's prompt each step; N: the batch's classes plus random others up to N (sampled negatives,
     # so that a thousand-class pre-training set does not pay for a thousand text-tower passes a step)
-    prompts_per_step: int = 0
+    prompts_per_step: NonNegativeInt = 0
 
 
 @register_method
@@ -40,6 +43,8 @@ class ClipPretrain(TrainingMethod):
         return list(self.model.clip.parameters())
 
     def prompts(self, generator: torch.Generator | None = None, classes: list[int] | None = None) -> list[str]:
+        import torch
+
         names = self.model.classnames
         per_class = self.class_templates or [self.recipe.data.templates] * len(names)
         chosen = range(len(names)) if classes is None else classes
@@ -48,6 +53,8 @@ class ClipPretrain(TrainingMethod):
 
     def step_classes(self, labels: torch.Tensor) -> torch.Tensor | None:
         """The classes whose prompts this step encodes (sorted), or None for all of them."""
+        import torch
+
         total, wanted = len(self.model.classnames), self.options.prompts_per_step
         if wanted <= 0 or wanted >= total:
             return None
@@ -59,6 +66,9 @@ class ClipPretrain(TrainingMethod):
         return torch.cat([present, extra]).sort().values
 
     def loss(self, images: torch.Tensor, labels: torch.Tensor) -> LossOutput:
+        import torch
+        import torch.nn.functional as F
+
         clip = self.model.clip
         classes = self.step_classes(labels)
         if classes is None:

@@ -9,41 +9,27 @@ clean images together; the teacher runs under no_grad (spec §9).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
 
-import torch
-
-from tgazsr_cli.attacks.pgd import pgd
-from tgazsr_cli.errors import UsageError
+from tgazsr_cli.config.fields import NonNegative
 from tgazsr_cli.methods.base import LossOutput, TrainingMethod, register_method
-from tgazsr_cli.methods.losses import DISTANCES, attention_distance, zero_shot_cross_entropy
-from tgazsr_cli.models.attention import ATTENTION_NORMS, attention_for_labels
 
+if TYPE_CHECKING:
+    import torch
 
-def check_choice(key: str, value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise UsageError(f"recipe key 'method_options.{key}' must be one of {', '.join(choices)}, got '{value}'")
-
-
-def check_weight(key: str, value: float) -> None:
-    if value < 0:
-        raise UsageError(f"recipe key 'method_options.{key}' must be >= 0, got {value}")
+Distance = Literal["l2", "cos", "l1"]  # --Distance_metric
+AttentionNorm = Literal["token-axis", "per-token"]  # token-axis: the reference's normalisation (spec §2)
 
 
 @dataclass
 class TgaZsrOptions:
     """spec §3; the reference's flags in brackets."""
 
-    alpha: float = 0.08  # weight of L_AR, adversarial attention refinement (--Alpha)
-    beta: float = 0.05  # weight of L_AMC, attention-based model constraint (--Beta)
-    distance: str = "l2"  # l2 | cos | l1 (--Distance_metric)
-    attention_norm: str = "token-axis"  # token-axis (the reference) | per-token
+    alpha: NonNegative = 0.08  # weight of L_AR, adversarial attention refinement (--Alpha)
+    beta: NonNegative = 0.05  # weight of L_AMC, attention-based model constraint (--Beta)
+    distance: Distance = "l2"
+    attention_norm: AttentionNorm = "token-axis"
     upsample: bool = True  # compare maps at input resolution, as the reference does (spec §8.8)
-
-    def __post_init__(self) -> None:
-        check_weight("alpha", self.alpha)
-        check_weight("beta", self.beta)
-        check_choice("distance", self.distance, DISTANCES)
-        check_choice("attention_norm", self.attention_norm, ATTENTION_NORMS)
 
 
 @register_method
@@ -60,9 +46,16 @@ class TgaZsr(TrainingMethod):
             self.teacher = self.model.frozen_image_copy()
 
     def attention(self, model, tokens: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        from tgazsr_cli.models.attention import attention_for_labels
+
         return attention_for_labels(model, tokens, labels, self.options.attention_norm, self.options.upsample)
 
     def loss(self, images: torch.Tensor, labels: torch.Tensor) -> LossOutput:
+        import torch
+
+        from tgazsr_cli.attacks.pgd import pgd
+        from tgazsr_cli.methods.losses import attention_distance, zero_shot_cross_entropy
+
         settings = self.options
         adversarial = pgd(self.model, images, labels, self.train_threat)
         batch = images.shape[0]
@@ -100,5 +93,8 @@ class TeCoA(TrainingMethod):
     source = "Mao et al., ICLR 2023; run as in the TGA-ZSR authors' main.sh (lr 1e-5)"
 
     def loss(self, images: torch.Tensor, labels: torch.Tensor) -> LossOutput:
+        from tgazsr_cli.attacks.pgd import pgd
+        from tgazsr_cli.methods.losses import zero_shot_cross_entropy
+
         ce = zero_shot_cross_entropy(self.model(pgd(self.model, images, labels, self.train_threat)), labels)
         return LossOutput(ce, {"ce": ce.detach()})

@@ -27,54 +27,32 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
 
-import torch
-import torch.nn.functional as F
-from torch.distributions import Dirichlet, kl_divergence
-
-from tgazsr_cli.attacks.pgd import pgd
-from tgazsr_cli.errors import UsageError
-from tgazsr_cli.methods.agft import cosine_scores
+from tgazsr_cli.config.fields import NonNegative, Positive
 from tgazsr_cli.methods.base import LossOutput, TrainingMethod, register_method
-from tgazsr_cli.methods.losses import zero_shot_cross_entropy
 
-CONCENTRATION_FLOOR = 1e-6  # main.py:390 and 396
-KL_TARGETS = ("frozen-clean", "clean")
+if TYPE_CHECKING:
+    import torch
+
+
 
 
 @dataclass
 class UcatOptions:
-    target_concentration: float = 0.07  # main.py:92 --target_concentration (README and main.sh: 0.07)
-    tau: float = 1e5  # main.py:96 --tau
-    kl_weight: float | None = None  # None: tau / exp(softplus(2 / target_concentration)), main.py:354-355
-    kl_target: str = "frozen-clean"  # frozen model on the clean image (main.py:394-397) | "clean": own clean
-
-    def __post_init__(self) -> None:
-        if self.target_concentration <= 0 or self.tau < 0:
-            raise UsageError(f"method_options.target_concentration must be > 0 and tau >= 0, got "
-                             f"{self.target_concentration:g} and {self.tau:g}")
-        if self.kl_weight is not None and self.kl_weight < 0:
-            raise UsageError(f"method_options.kl_weight must be >= 0 when set, got {self.kl_weight:g}")
-        if self.kl_target not in KL_TARGETS:
-            raise UsageError(f"method_options.kl_target must be one of {', '.join(KL_TARGETS)}, "
-                             f"got '{self.kl_target}'")
+    target_concentration: Positive = 0.07  # main.py:92 --target_concentration (README and main.sh: 0.07)
+    tau: NonNegative = 1e5  # main.py:96 --tau
+    kl_weight: NonNegative | None = None  # None: tau / exp(softplus(2 / target_concentration)), main.py:354-355
+    # the frozen model on the clean image (main.py:394-397) | "clean": the fine-tuned model's own clean scores
+    kl_target: Literal["frozen-clean", "clean"] = "frozen-clean"
 
     @property
     def weight(self) -> float:
         if self.kl_weight is not None:
             return self.kl_weight
-        softplus = F.softplus(torch.tensor(2 / self.target_concentration, dtype=torch.float64)).item()
+        x = 2 / self.target_concentration
+        softplus = x + math.log1p(math.exp(-x))  # log(1 + e^x), overflow-free for the large x of small t
         return self.tau / math.exp(softplus)
-
-
-def concentrations(cosines: torch.Tensor, temperature: float) -> torch.Tensor:
-    """Dirichlet concentrations 1e-6 + exp((cos + 1) / t), fp32 (up to exp(2 / t), 2.6e12 at t = 0.07)."""
-    return CONCENTRATION_FLOOR + torch.exp((cosines.float() + 1) / temperature)
-
-
-def dirichlet_kl(alpha: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
-    """Batch mean of KL(Dir(alpha_i) || Dir(beta_i)) in closed form (torch.distributions)."""
-    return kl_divergence(Dirichlet(alpha), Dirichlet(beta)).mean()
 
 
 @register_method
@@ -89,6 +67,11 @@ class Ucat(TrainingMethod):
         self.teacher = self.model.frozen_image_copy()
 
     def loss(self, images: torch.Tensor, labels: torch.Tensor) -> LossOutput:
+        import torch
+
+        from tgazsr_cli.attacks.pgd import pgd
+        from tgazsr_cli.methods.losses import concentrations, cosine_scores, dirichlet_kl, zero_shot_cross_entropy
+
         temperature = self.options.target_concentration
         adversarial = pgd(self.model, images, labels, self.train_threat)
         batch = len(images)

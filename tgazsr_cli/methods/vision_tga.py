@@ -8,28 +8,23 @@ and so trains with CE only (its Table 5 numbers match the CE-only ablation).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
-
-from tgazsr_cli.attacks.pgd import pgd
+from tgazsr_cli.config.fields import NonNegative
 from tgazsr_cli.methods.base import LossOutput, TrainingMethod, register_method
-from tgazsr_cli.methods.losses import DISTANCES, attention_distance, zero_shot_cross_entropy
-from tgazsr_cli.methods.tga_zsr import check_choice, check_weight
-from tgazsr_cli.models.attention import gradcam_attention
+from tgazsr_cli.methods.tga_zsr import Distance
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass
 class VisionTgaOptions:
-    alpha: float = 0.08  # weight of L_AR, as TGA-ZSR's
-    beta: float = 0.05  # weight of L_AMC
-    distance: str = "l2"  # l2 | cos | l1
+    alpha: NonNegative = 0.08  # weight of L_AR, as TGA-ZSR's
+    beta: NonNegative = 0.05  # weight of L_AMC
+    distance: Distance = "l2"
     upsample: bool = True  # compare maps at input resolution
     detach_attention: bool = False  # true: the reference's detached numpy Grad-CAM (trains with CE only)
-
-    def __post_init__(self) -> None:
-        check_weight("alpha", self.alpha)
-        check_weight("beta", self.beta)
-        check_choice("distance", self.distance, DISTANCES)
 
 
 @register_method
@@ -44,6 +39,12 @@ class VisionTga(TrainingMethod):
         self.teacher = self.model.frozen_image_copy()
 
     def loss(self, images: torch.Tensor, labels: torch.Tensor) -> LossOutput:
+        import torch
+
+        from tgazsr_cli.attacks.pgd import pgd
+        from tgazsr_cli.methods.losses import attention_distance, zero_shot_cross_entropy
+        from tgazsr_cli.models.attention import gradcam_attention
+
         settings = self.options
         differentiable = not self.options.detach_attention
         adversarial = pgd(self.model, images, labels, self.train_threat)

@@ -1,23 +1,31 @@
 """Weight resolution: open_clip configs, pretrained tags, shipped weights and weight files -> an open_clip model.
 
 `--pretrained` takes an open_clip tag (`openai`), `tgazsr:NAME` (weights shipped inside the package), a
-weights file (tgazsr checkpoint, open_clip/OpenAI state dict, or a published robust-CLIP file), or a stack
-`BASE+FILE[+FILE...]` loaded in order. Model names are open_clip's, tgazsr's own configs, `local-dir:PATH`
-or `hf-hub:ORG/NAME` (open_clip's own resolution and cache).
+weights file (the model tensors of a tgazsr checkpoint, open_clip/OpenAI state dict, or a published robust-CLIP
+file), or a stack `BASE+FILE[+FILE...]` loaded in order. Model names are open_clip's, tgazsr's own configs,
+`local-dir:PATH` or `hf-hub:ORG/NAME` (open_clip's own resolution and cache).
+
+Nothing here reads a checkpoint's metadata or merges a LoRA run's adapters: the checkpoints package, a layer above
+(`checkpoints/loading.py`), does, and hands the weights it read to `build_clip` (`layer_states`).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
 from tgazsr_cli.errors import RuntimeFailure, UsageError, did_you_mean
+from tgazsr_cli.models.lora import has_adapters
 from tgazsr_cli.runtime.resources import package_path
+from tgazsr_cli.weights.files import checkpoint_model_state, is_checkpoint_file
 from tgazsr_cli.weights.openai import activation_for_file
+from tgazsr_cli.weights.state_dict import check_compatible
 
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -152,8 +160,14 @@ def hub_weights(pretrained: str) -> str:
                              "offline? a model downloaded once is read from the Hugging Face cache") from exc
 
 
-def build_clip(spec: ModelSpec, *, load_weights: bool = True) -> nn.Module:
-    """Instantiate the open_clip model of `spec`; downloads weights for a pretrained tag when online."""
+LayerStates = Mapping[str, Mapping[str, torch.Tensor]]  # a layer of `--pretrained` -> the weights to load for it
+
+
+def build_clip(spec: ModelSpec, *, load_weights: bool = True, layer_states: LayerStates | None = None) -> nn.Module:
+    """Instantiate the open_clip model of `spec`; downloads weights for a pretrained tag when online.
+
+    `layer_states`: weights the caller already read for some layers of `spec.pretrained` (by the layer's text, as
+    `pretrained_layers` splits it), loaded in their place instead of the layer's file."""
     import open_clip
 
     register_builtin_configs()
@@ -166,10 +180,11 @@ def build_clip(spec: ModelSpec, *, load_weights: bool = True) -> nn.Module:
     model_cls = open_clip.CustomTextCLIP if _needs_custom_text(spec.model_cfg) else open_clip.CLIP
     cfg = {k: v for k, v in spec.model_cfg.items() if k != "custom_text"}
     # tag weights are fetched before the model is built, so that a missing download fails at once
-    files = _tag_files(spec) if spec.pretrained and load_weights else {}
+    states = layer_states or {}
+    files = _tag_files(spec, skip=states) if spec.pretrained and load_weights else {}
     model = model_cls(**cfg)
     if spec.pretrained and load_weights:
-        _load_pretrained(model, spec, files)
+        _load_pretrained(model, spec, files, states)
     return model
 
 
@@ -189,8 +204,9 @@ def pretrained_layers(pretrained: str | None) -> list[str]:
     return [pretrained]
 
 
-def _tag_files(spec: ModelSpec) -> dict[str, str]:
-    """Pretrained tag -> its local weights file (cached or downloaded), for every tag in `spec.pretrained`."""
+def _tag_files(spec: ModelSpec, skip: Mapping[str, Any] | None = None) -> dict[str, str]:
+    """Pretrained tag -> its local weights file (cached or downloaded), for every tag in `spec.pretrained` that
+    is not in `skip`."""
     import open_clip
 
     from tgazsr_cli.weights.hub import fetch_tag_weights
@@ -198,6 +214,8 @@ def _tag_files(spec: ModelSpec) -> dict[str, str]:
     layers = pretrained_layers(spec.pretrained)
     files = {}
     for layer in layers:
+        if skip and layer in skip:
+            continue
         tag_cfg = open_clip.get_pretrained_cfg(spec.name.replace("/", "-"), layer)
         if tag_cfg and layer not in files:
             local = "+".join("PATH" if part == layer else part for part in layers)
@@ -207,12 +225,20 @@ def _tag_files(spec: ModelSpec) -> dict[str, str]:
     return files
 
 
-def _load_pretrained(model: nn.Module, spec: ModelSpec, files: dict[str, str] | None = None) -> None:
+def _load_pretrained(model: nn.Module, spec: ModelSpec, files: dict[str, str], states: LayerStates) -> None:
     assert spec.pretrained is not None
-    files = files if files is not None else _tag_files(spec)
     layers = pretrained_layers(spec.pretrained)
     for index, layer in enumerate(layers):
-        _load_layer(model, spec, files.get(layer, layer), base_loaded=index > 0)
+        if layer in states:
+            _load_state(model, states[layer])
+        else:
+            _load_layer(model, spec, files.get(layer, layer), base_loaded=index > 0)
+
+
+def _load_state(model: nn.Module, state: Mapping[str, torch.Tensor]) -> None:
+    """A whole open_clip state dict (both towers) into `model`: a tgazsr checkpoint's weights."""
+    check_compatible(state, model.state_dict())
+    model.load_state_dict({k: v.float() for k, v in state.items()})
 
 
 def _load_layer(model: nn.Module, spec: ModelSpec, pretrained: str, *, base_loaded: bool) -> None:
@@ -223,13 +249,13 @@ def _load_layer(model: nn.Module, spec: ModelSpec, pretrained: str, *, base_load
         path = hub_weights(pretrained)
     else:
         path = str(shipped_weights(pretrained)) if pretrained.startswith(SHIPPED_PREFIX) else pretrained
-    if _is_tgazsr_checkpoint(path):
-        from tgazsr_cli.checkpoints import checkpoint as ckpt
-        from tgazsr_cli.models.lora import plain_checkpoint
-
-        state = plain_checkpoint(ckpt.load_checkpoint(path)).model_state
-        ckpt.check_compatible(state, model.state_dict())
-        model.load_state_dict({k: v.float() for k, v in state.items()})
+    if is_checkpoint_file(path):  # shipped weights, or a tgazsr checkpoint named by a caller below checkpoints/
+        state = checkpoint_model_state(path)
+        if has_adapters(state):
+            raise UsageError(f"'{path}' is a LoRA run's step checkpoint (adapters not merged): load it through "
+                             "tgazsr's checkpoint loader (the CLI's --pretrained or --checkpoint, "
+                             "checkpoints/loading.py), or `tgazsr export` it once")
+        _load_state(model, state)
         return
     if not base_loaded:
         try:  # open_clip's own loader: converts OpenAI/third-party layouts, weights_only=True for pickles
@@ -256,18 +282,7 @@ def _load_published_layer(model: nn.Module, spec: ModelSpec, path: str, base_loa
     apply_weights(model, found)
 
 
-def _is_tgazsr_checkpoint(path: str) -> bool:
-    if not path.endswith(".safetensors"):
-        return False
-    from tgazsr_cli.checkpoints import checkpoint as ckpt
-    try:
-        ckpt.read_metadata(path)
-    except UsageError:
-        return False
-    return True
-
-
-def make_tokenizer(spec: ModelSpec):
+def make_tokenizer(spec: ModelSpec) -> Any:
     """The tokenizer that matches the text tower of `spec`, built locally when possible."""
     import open_clip
 

@@ -15,20 +15,17 @@ so `--resume` continues exactly; `final.safetensors` holds merged plain open_cli
 from __future__ import annotations
 
 import copy
-import dataclasses
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 from torch import nn
 
-from tgazsr_cli.config.recipe import LoraConfig, Recipe, build_section
+from tgazsr_cli.config import LoraConfig, Recipe
 from tgazsr_cli.errors import UsageError
+from tgazsr_cli.weights.state_dict import check_compatible
 
 if TYPE_CHECKING:
-    from tgazsr_cli.checkpoints.checkpoint import Checkpoint
-    from tgazsr_cli.methods.base import TrainingMethod
-    from tgazsr_cli.models.building import ModelSpec
     from tgazsr_cli.models.classifier import ClipClassifier
 
 ADAPTER = "default"  # peft's adapter name
@@ -37,16 +34,20 @@ _TUNER = "_lora_tuner"  # the peft LoraModel of an adapted classifier, kept outs
 
 
 def trainable_mode(recipe: Recipe) -> str:
-    """The effective `train.trainable`; `optim.last_num_ft` k > 0 alone still means last-k (older recipes)."""
-    mode, last_k = recipe.train.trainable, recipe.optim.last_num_ft
-    if mode == "last-k" and last_k <= 0:
-        raise UsageError("train.trainable=last-k needs optim.last_num_ft > 0 (how many image-tower tensors)")
-    if mode == "lora" and last_k > 0:
-        raise UsageError(f"train.trainable=lora conflicts with optim.last_num_ft={last_k}; set one of them")
-    return "last-k" if mode == "full" and last_k > 0 else mode
+    """`full`, `last-k` (its k is `recipe.last_k`) or `lora`; recipes with `optim.last_num_ft` are read as last-k."""
+    return "last-k" if recipe.last_k else recipe.train.trainable
 
 
-def select_trainable(method: TrainingMethod) -> list[nn.Parameter]:
+class MethodLike(Protocol):
+    """What select_trainable needs of a training method (`methods.base.TrainingMethod`, a layer above)."""
+
+    recipe: Recipe
+    model: ClipClassifier
+
+    def trainable_parameters(self) -> list[nn.Parameter]: ...
+
+
+def select_trainable(method: MethodLike) -> list[nn.Parameter]:
     """The parameters the optimiser updates: the method's own choice, or the LoRA adapters."""
     recipe = method.recipe
     if trainable_mode(recipe) != "lora":
@@ -61,10 +62,6 @@ def select_trainable(method: TrainingMethod) -> list[nn.Parameter]:
 def peft_config(settings: LoraConfig) -> Any:
     from peft import LoraConfig as PeftLoraConfig
 
-    if not settings.target_modules:
-        raise UsageError("lora.target_modules is empty: name the image-tower modules to adapt (c_fc, c_proj, attn)")
-    if not 0 <= settings.dropout < 1:
-        raise UsageError(f"lora.dropout must be in [0, 1), got {settings.dropout:g}")
     return PeftLoraConfig(r=settings.rank, lora_alpha=settings.alpha, lora_dropout=settings.dropout,
                           target_modules=list(settings.target_modules), bias="none")
 
@@ -111,28 +108,15 @@ def has_adapters(model_state: Mapping[str, Any]) -> bool:
     return any(ADAPTER_KEY in key for key in model_state)
 
 
-def merge_state(model_state: Mapping[str, torch.Tensor], recipe: Mapping[str, Any], spec: ModelSpec,
-                ) -> dict[str, torch.Tensor]:
-    """Plain open_clip weights from an adapted state dict (a LoRA run's step checkpoint), merged by peft."""
-    from tgazsr_cli.checkpoints.checkpoint import check_compatible
-    from tgazsr_cli.models.building import build_clip
+def merge_adapters(clip: nn.Module, model_state: Mapping[str, torch.Tensor], settings: LoraConfig,
+                   ) -> dict[str, torch.Tensor]:
+    """Plain open_clip weights from an adapted state dict (a LoRA run's step checkpoint), merged by peft.
 
-    settings = build_section(LoraConfig, dict(recipe.get("lora") or {}), "lora.")
-    clip = build_clip(spec, load_weights=False)
+    `clip` is an open_clip model of the state's architecture, built by the caller (its weights do not matter):
+    the adapters of `settings` are injected into its image tower, `model_state` is loaded and merged, and
+    `clip` ends up holding the merged weights. Nothing is read from disk or built here."""
     tuner = _inject(clip.visual, settings)
     check_compatible(model_state, clip.state_dict())
     clip.load_state_dict(dict(model_state))
     tuner.merge_and_unload()
     return {k: v.detach() for k, v in clip.state_dict().items()}
-
-
-def plain_checkpoint(state: Checkpoint) -> Checkpoint:
-    """A checkpoint whose model weights plain open_clip loads: adapters, if any, merged into the image tower."""
-    if not has_adapters(state.model_state):
-        return state
-    from tgazsr_cli.models.building import ModelSpec
-
-    info = state.info
-    spec = ModelSpec(info.model_name, info.pretrained, info.model_cfg, info.preprocess_cfg)
-    merged = merge_state(state.model_state, info.recipe, spec)
-    return dataclasses.replace(state, model_state=merged, optimizer_state=None)

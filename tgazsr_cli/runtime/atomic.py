@@ -11,13 +11,14 @@ import os
 import secrets
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
 
 from tgazsr_cli.errors import RuntimeFailure, UsageError, first_line
+
+if TYPE_CHECKING:
+    import torch
 
 
 def _umask() -> int:
@@ -55,6 +56,8 @@ def check_json(value: Any, where: str) -> None:
 
 def owned_tensors(tensors: Mapping[str, Any]) -> dict[str, torch.Tensor]:
     """CPU, contiguous, one storage each: safetensors refuses shared storage (tied weights) and strides."""
+    import torch
+
     seen: set[int] = set()
     out: dict[str, torch.Tensor] = {}
     for key, tensor in tensors.items():
@@ -103,6 +106,8 @@ def atomic_write(path: Path, write: Callable[[Path], Any]) -> Path:
 
 def atomic_save_tensors(path: Path | str, tensors: Mapping[str, Any], metadata: dict[str, str]) -> Path:
     """safetensors file written atomically; RuntimeFailure when the disk says no."""
+    from safetensors.torch import save_file
+
     try:
         return atomic_write(Path(path), lambda tmp: save_file(owned_tensors(tensors), str(tmp), metadata=metadata))
     except (OSError, SafetensorError) as exc:
@@ -116,7 +121,7 @@ def read_header(path: Path) -> dict[str, str]:
     if not path.is_file():
         raise UsageError(f"checkpoint '{path}' is not a file")
     try:
-        with safe_open(str(path), framework="pt") as handle:
+        with safe_open(str(path), framework="numpy") as handle:  # the header only: no torch needed
             return handle.metadata() or {}
     except SafetensorError as exc:
         reason = first_line(exc)

@@ -20,15 +20,25 @@ class OutputFolder:
     force: bool = False
     created: bool = False
 
-    def check(self) -> None:
-        """Fail before any work when results could not be written, or would overwrite earlier ones."""
+    def validate(self) -> None:
+        """The usage errors of `check`, without touching anything: for a request checked before any work."""
         path = self.path
         if path.exists() and not path.is_dir():
             raise UsageError(f"output {path} exists and is not a folder")
+        if path.is_dir() and any(path.iterdir()) and not self.force:
+            raise UsageError(f"output folder {path} is not empty; choose another or pass --force to replace "
+                             "its results")
+        existing = next(parent for parent in (path, *path.parents) if parent.exists())
+        if not existing.is_dir() or not os.access(existing, os.W_OK):
+            raise UsageError(f"output folder {path} is not writable" if existing == path else
+                             f"cannot create output folder {path}: {existing} is not a writable folder")
+
+    def check(self) -> None:
+        """Fail before any work when results could not be written, or would overwrite earlier ones; then make
+        the folder ready (earlier results of this command removed with `force`)."""
+        self.validate()
+        path = self.path
         if path.is_dir() and any(path.iterdir()):
-            if not self.force:
-                raise UsageError(f"output folder {path} is not empty; choose another or pass --force to replace "
-                                 "its results")
             self.remove_owned()
         self.created = not path.exists()
         try:

@@ -20,14 +20,24 @@ from typing import Any
 import torch
 
 from tgazsr_cli.checkpoints import checkpoint as ckpt
-from tgazsr_cli.checkpoints.run_dir import prepare_run_dir
-from tgazsr_cli.config.recipe import Recipe
+from tgazsr_cli.checkpoints.loading import load_pretrained_classifier
+from tgazsr_cli.checkpoints.metadata import CheckpointMetadata
+from tgazsr_cli.checkpoints.rng import capture_rng_state, restore_rng_state
+from tgazsr_cli.checkpoints.run_dir import (
+    CHECKPOINT_DIR,
+    FINAL_NAME,
+    checkpoint_name,
+    latest_checkpoint,
+    prepare_run_dir,
+    rotate_checkpoints,
+)
+from tgazsr_cli.config import Recipe
 from tgazsr_cli.data import ImageClassificationData, collate_skip_broken, load_image_dataset
 from tgazsr_cli.data.cached import apply_decoded_cache
 from tgazsr_cli.data.combined import is_combined, load_combined
 from tgazsr_cli.errors import RuntimeFailure, UsageError
 from tgazsr_cli.methods import TrainingMethod, build_method
-from tgazsr_cli.models.classifier import ClipClassifier, load_classifier
+from tgazsr_cli.models.classifier import ClipClassifier
 from tgazsr_cli.models.lora import merged_clip_state, select_trainable
 from tgazsr_cli.runtime import distributed as dist
 from tgazsr_cli.runtime.device import pick_device
@@ -42,8 +52,7 @@ from tgazsr_cli.training.step_stats import (
     keep_fused,
     masked_step,
 )
-
-CHECKPOINT_DIR, FINAL_NAME = ckpt.CHECKPOINT_DIR, ckpt.FINAL_NAME
+from tgazsr_cli.weights.state_dict import check_compatible
 
 
 class TrainingInterrupted(Exception):
@@ -122,7 +131,7 @@ class Trainer:
         self.progress = (progress if dist.is_main_process() else None) or SilentProgress()
         self.rank_batch_size = dist.per_rank_batch_size(recipe.data.batch_size, dist.world_size())
         seed_everything(recipe.train.seed, recipe.train.deterministic)
-        self.model = (model or load_classifier(recipe.model.name, recipe.model.pretrained,
+        self.model = (model or load_pretrained_classifier(recipe.model.name, recipe.model.pretrained,
                                                logit_scale=recipe.model.logit_scale)).to(self.device)
         self.data = data or load_training_data(recipe, self.model.image_size)
         self.batch_transform = None  # with data.cache: uint8 batch -> model input, on the device
@@ -170,9 +179,9 @@ class Trainer:
                 getattr(tower, "transformer", tower).compile(mode=mode)
 
     # -- checkpoints ------------------------------------------------------------------------------
-    def metadata(self, kind: str) -> ckpt.CheckpointMetadata:
+    def metadata(self, kind: str) -> CheckpointMetadata:
         spec = self.model.spec
-        return ckpt.CheckpointMetadata(
+        return CheckpointMetadata(
             kind=kind, method=self.recipe.method, model_name=spec.name, model_cfg=spec.model_cfg,
             pretrained=spec.pretrained, preprocess_cfg=spec.preprocess_cfg, logit_scale=self.model.logit_scale,
             recipe=self.recipe.to_dict(), classnames=self.model.classnames, step=self.step,
@@ -183,7 +192,7 @@ class Trainer:
     def save(self, sync: bool = True, rng_state: dict[str, Any] | None = None) -> Path:
         """Rank 0 writes a resumable checkpoint; with `sync` the other ranks wait until it is on disk."""
         directory = self.run_dir / CHECKPOINT_DIR
-        path = directory / ckpt.checkpoint_name(self.step)
+        path = directory / checkpoint_name(self.step)
         if dist.is_main_process():
             path = self.write_checkpoint(directory, rng_state)
         if sync:
@@ -193,30 +202,30 @@ class Trainer:
     def write_checkpoint(self, directory: Path, rng_state: dict[str, Any] | None = None) -> Path:
         directory.mkdir(parents=True, exist_ok=True)
         path = ckpt.save_checkpoint(
-            directory / ckpt.checkpoint_name(self.step),
+            directory / checkpoint_name(self.step),
             model_state=self.model.clip.state_dict(),
-            metadata=self.metadata("training").to_dict(),
+            metadata=self.metadata("training"),
             optimizer_state=self.optimizer.state_dict(),
-            rng_state=rng_state if rng_state is not None else ckpt.capture_rng_state(),
+            rng_state=rng_state if rng_state is not None else capture_rng_state(),
         )
-        ckpt.rotate_checkpoints(directory, keep_last=self.recipe.train.keep_last)
+        rotate_checkpoints(directory, keep_last=self.recipe.train.keep_last)
         return path
 
     def restore(self, path: Path) -> None:
         state = ckpt.load_checkpoint(path)
-        ckpt.check_compatible(state.model_state, self.model.clip.state_dict())
+        check_compatible(state.model_state, self.model.clip.state_dict())
         self.model.clip.load_state_dict(state.model_state)
         if state.optimizer_state is not None:
             self.optimizer.load_state_dict(state.optimizer_state)
             if self.optimizer.defaults.get("fused"):  # the saved param_groups may say otherwise
                 keep_fused(self.optimizer)
         if state.rng_state is not None:
-            ckpt.restore_rng_state(state.rng_state)
+            restore_rng_state(state.rng_state)
             cuda_states = state.rng_state.get("cuda", [])
             if dist.is_distributed() and self.device.type == "cuda" and cuda_states:
                 # rank 0 recorded its own GPU first; all ranks' RNG states are equal (shared_noise_stream)
                 torch.cuda.set_rng_state(cuda_states[0].cpu(), self.device)
-        info = state.info
+        info = state.metadata
         self.step, self.skipped_steps, self.skipped_images = info.step, info.skipped_steps, info.skipped_images
         self.stats = self.new_stats()
 
@@ -282,7 +291,7 @@ class Trainer:
         if snapshot.first_bad_step is not None and self.recipe.train.on_nonfinite == "stop":
             what = (f"loss is {snapshot.first_bad_loss}" if snapshot.first_bad_kind == LOSS
                     else "gradient is not finite")
-            latest = ckpt.latest_checkpoint(self.run_dir / CHECKPOINT_DIR)
+            latest = latest_checkpoint(self.run_dir / CHECKPOINT_DIR)
             kept = f"the last good checkpoint {latest} is intact" if latest else "no checkpoint had been written yet"
             raise RuntimeFailure(  # steps are numbered from 1 in every message, as the progress bar counts them
                 f"step {snapshot.first_bad_step + 1}: {what}; stopped, {kept} "
@@ -297,7 +306,7 @@ class Trainer:
         if not resume:
             (self.run_dir / "recipe.yaml").write_text(self.recipe.to_yaml())
             return None
-        latest = ckpt.latest_checkpoint(self.run_dir / CHECKPOINT_DIR)
+        latest = latest_checkpoint(self.run_dir / CHECKPOINT_DIR)
         if latest is None:
             raise UsageError(f"nothing to resume: no valid checkpoint in {self.run_dir / CHECKPOINT_DIR}")
         return latest
@@ -314,7 +323,7 @@ class Trainer:
         task = self.progress.task(f"train {self.recipe.method}", self.total_steps, completed=self.step)
         self.model.train()
         # the RNG as the last finished step left it: Ctrl-C lands mid-step, after the attack has drawn its noise
-        rng_after_step = ckpt.capture_rng_state()
+        rng_after_step = capture_rng_state()
         try:
             for images, labels, dropped in self.loader(self.step):
                 if self.step >= self.total_steps:
@@ -333,7 +342,7 @@ class Trainer:
                     images = self.batch_transform(images)
                 self.train_step(images, labels.to(self.device, non_blocking=non_blocking))
                 self.step += 1
-                rng_after_step = ckpt.capture_rng_state()
+                rng_after_step = capture_rng_state()
                 logging = self.step % self.recipe.train.log_every == 0 or self.step == self.total_steps
                 saving = self.step % self.recipe.train.save_every == 0 and self.step < self.total_steps
                 if logging or saving:  # the interval's one sync; a bad step stops the run here, before any save
@@ -369,7 +378,7 @@ class Trainer:
         path = self.run_dir / FINAL_NAME
         if dist.is_main_process():
             path = ckpt.save_checkpoint(path, model_state=merged_clip_state(self.model),  # LoRA: merged
-                                        metadata=self.metadata("model").to_dict())
+                                        metadata=self.metadata("model"))
         dist.barrier()
         return path
 

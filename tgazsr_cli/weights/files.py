@@ -1,21 +1,26 @@
 """Weights from elsewhere (open_clip, OpenAI, published robust-CLIP files): read without executing anything.
 
 Pickled files are read with `torch.load(weights_only=True)` only, and whatever that refuses stays refused.
+The model tensors of a tgazsr checkpoint (a safetensors file whose header holds CHECKPOINT_KEY, its model
+tensors under MODEL_PREFIX) are weights too: shipped weights are such files. Reading its metadata, optimiser
+and RNG state, and merging a LoRA run's adapters, is the job of the checkpoints package, a layer above.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-
-from tgazsr_cli.checkpoints.checkpoint import METADATA_KEY, load_checkpoint
 from tgazsr_cli.errors import RuntimeFailure, UsageError
 from tgazsr_cli.runtime.atomic import read_header, read_tensors
 
+if TYPE_CHECKING:
+    import torch
+
 CONTAINER_KEYS = ("state_dict", "model", "model_state_dict", "vision_encoder_state_dict")
 WRAPPER_PREFIXES = ("module.", "_orig_mod.")  # DistributedDataParallel, torch.compile
+CHECKPOINT_KEY = "tgazsr"  # the safetensors header key of a tgazsr checkpoint's metadata document
+MODEL_PREFIX = "model."  # a tgazsr checkpoint's model tensors: `model.<open_clip key>`
 
 
 def _looks_like_safetensors(path: Path) -> bool:
@@ -29,6 +34,8 @@ def _looks_like_safetensors(path: Path) -> bool:
 
 
 def _torch_load_weights_only(path: Path) -> Any:
+    import torch  # here, not at the top: the checkpoint format's constants above are read without torch
+
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except OSError as exc:
@@ -61,12 +68,33 @@ def read_weights_file(path: Path | str) -> Any:
     return _torch_load_weights_only(path)
 
 
+def is_checkpoint_file(path: Path | str) -> bool:
+    """Whether `path` is a tgazsr checkpoint (a safetensors file with tgazsr metadata); its header alone is read."""
+    path = Path(path)
+    if not path.is_file() or not (path.suffix == ".safetensors" or _looks_like_safetensors(path)):
+        return False
+    try:
+        return CHECKPOINT_KEY in read_header(path)
+    except UsageError:  # not a valid safetensors file: a weights reader says why
+        return False
+
+
+def checkpoint_model_state(path: Path | str) -> dict[str, torch.Tensor]:
+    """The model tensors of a tgazsr checkpoint, keys without MODEL_PREFIX (LoRA adapters, if any, unmerged)."""
+    path = Path(path)
+    state = {k.removeprefix(MODEL_PREFIX): v for k, v in read_tensors(path).items() if k.startswith(MODEL_PREFIX)}
+    if not state:
+        raise UsageError(f"'{path}' holds no model weights")
+    return state
+
+
 def load_foreign_state_dict(path: Path | str) -> dict[str, torch.Tensor]:
     """Weights from elsewhere: safetensors, or a pickle read with weights_only=True (never anything else)."""
+    import torch
+
     path = Path(path)
-    if path.is_file() and (path.suffix == ".safetensors" or _looks_like_safetensors(path)) \
-            and METADATA_KEY in read_header(path):
-        return load_checkpoint(path).model_state
+    if is_checkpoint_file(path):
+        return checkpoint_model_state(path)
     state = _unwrap(read_weights_file(path))
     if not isinstance(state, dict) or not state:
         raise UsageError(f"'{path}' does not hold a state dict of tensors")
