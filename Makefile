@@ -25,6 +25,8 @@ demo: install
 	PATH="$(abspath $(BIN)):$$PATH" bash scripts/demo.sh $(DEMO_DIR)
 
 # Everything: lint, the import-layer contracts (pyproject.toml), the whole suite (slow tests included), then the wheel-install check.
+# One OpenMP thread per test process: the suite runs many small models, where a second thread gains little and,
+# on cores shared with other work, oversubscription costs up to 10x (CLI runs inside tests inherit it too).
 test: install
 	$(BIN)/ruff check tgazsr_cli tests scripts bench
 	$(BIN)/lint-imports

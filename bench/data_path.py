@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a ch
 
 from tgazsr_cli.data import collate_skip_broken, load_image_dataset
 from tgazsr_cli.data.cached import cached_training_data, ensure_cache
-from tgazsr_cli.training.loop import epoch_batches
+from tgazsr_cli.training.setup import epoch_batches
 
 TARGET, TARGET_CORES = 3000, 4
 

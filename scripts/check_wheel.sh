@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # What `pip install tgazsr` gives: build the wheel and sdist, install the wheel (not editable) into a fresh
 # virtual environment, and from a folder outside the checkout, offline, list recipes and datasets, train the
-# tiny recipe and the mini recipe (shipped weights) for a few steps and evaluate the result.
+# tiny recipe and the mini recipe (shipped weights) for a few steps and evaluate the result, then run the
+# README's Python example.
 # Usage: scripts/check_wheel.sh   (TORCH="torch==... torchvision==..." picks the PyTorch pair to install)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -33,4 +34,12 @@ case "$installed" in "$work/venv/"*) echo "installed package: $installed" ;;
 "$tgazsr" train --recipe mini/tga-zsr --set optim.max_steps=2 --set data.limit=128 --output mini-run
 "$tgazsr" eval --checkpoint mini-run --original --datasets digits --limit 64 --eps 4 --steps 2 --output mini-eval
 test -s tiny-eval/results.json && test -s mini-eval/results.md
+# the Python API from the wheel: importing it loads no torch, and the README's example runs as printed
+"$work/venv/bin/python" -c 'import sys, tgazsr_cli; assert "torch" not in sys.modules; print(len(tgazsr_cli.__all__), "public names")'
+"$work/venv/bin/python" - "$root/README.md" <<'PY'
+import re, sys
+section = open(sys.argv[1], encoding="utf-8").read().split("## Use from Python", 1)[1]
+exec(re.search(r"```python\n(.*?)```", section, re.S).group(1))
+PY
+test -s attention.png
 echo "wheel install check passed in $(( $(date +%s) - start )) s"

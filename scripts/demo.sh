@@ -14,6 +14,9 @@ if [ -e "$out" ]; then
 fi
 mkdir -p "$out" && touch "$out/.tgazsr-demo"
 start=$(date +%s)
+# Each command picks torch's CPU threads from the cores free of other work and prints the count (README, "CPU
+# threads"): on a busy 2-core laptop that is 1, where torch's default of 2 ran 10x slower. OMP_NUM_THREADS or
+# --threads N, when given, decide instead.
 threat=(--eps 2 --steps 10 --step-size 1)
 tgazsr train --recipe mini-world/tga-zsr --output "$out/tga-zsr"
 # the run's recipe names the evaluation sets and the attack (eval: section); --limit keeps the demo short

@@ -12,7 +12,8 @@ from tgazsr_cli.errors import UsageError
 
 NUMERIC_KEYS = ["method_options.alpha", "method_options.beta", "loss.alpha", "optim.lr", "optim.momentum",
                 "attack.eps", "attack.step_size",
-                "data.batch_size", "attack.steps", "optim.warmup_steps", "eval.eps", "eval.batch_size"]
+                "data.batch_size", "attack.steps", "optim.warmup_steps", "eval.eps", "eval.batch_size",
+                "train.threads", "eval.threads"]
 junk = st.one_of(st.text(min_size=1, max_size=12), st.floats(allow_nan=True), st.integers(-10**9, 10**9),
                  st.booleans(), st.lists(st.integers(), max_size=3), st.none())
 

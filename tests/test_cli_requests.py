@@ -112,3 +112,20 @@ def test_visualize_builds_one_request(captured: dict[str, Any]) -> None:
 def test_visualize_needs_an_image_or_an_example(captured: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["visualize-attention", "-c", "run", "--dataset", "shapes"]) == 2
     assert "--index N" in capsys.readouterr().err and "visualize" not in captured
+
+
+def test_threads_reach_every_request(captured: dict[str, Any], tmp_path: Path) -> None:
+    assert main(["train", "--recipe", "tiny", "--threads", "3", "-o", str(tmp_path / "t")]) == 0
+    assert captured["train"].recipe.train.threads == 3
+    assert main(["train", "--recipe", "tiny", "--set", "train.threads=2", "-o", str(tmp_path / "s")]) == 0
+    assert captured["train"].recipe.train.threads == 2
+    assert main(["train", "--recipe", "tiny", "-o", str(tmp_path / "a")]) == 0
+    assert captured["train"].recipe.train.threads == 0  # automatic
+    assert main(["eval", "-c", "run", "-d", "shapes", "--threads", "4"]) == 0
+    assert captured["eval"].settings == {"threads": 4}
+    assert main(["attack", "-c", "run", "-d", "shapes", "--threads", "2", "-o", str(tmp_path / "adv")]) == 0
+    assert captured["attack"].threads == 2
+    assert main(["visualize-attention", "-c", "run", "--dataset", "shapes", "--index", "0", "--threads", "5",
+                 "-o", str(tmp_path / "p.png")]) == 0
+    assert captured["visualize"].threads == 5
+    assert main(["train", "--recipe", "tiny", "--threads", "-1", "-o", str(tmp_path / "n")]) == 2

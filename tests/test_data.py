@@ -317,6 +317,7 @@ def test_hub_connection_error_is_wrapped(monkeypatch: pytest.MonkeyPatch) -> Non
         raise ConnectionError("Couldn't reach 'zh-plus/tiny-imagenet' on the Hub (LocalEntryNotFoundError)")
 
     monkeypatch.setattr(datasets, "load_dataset", no_network)
+    monkeypatch.setattr("tgazsr_cli.data.sources.hub.unreachable_reason", lambda url=None: None)  # probe answered
     with pytest.raises(RuntimeFailure, match=r"could not load 'zh-plus/tiny-imagenet'.*LocalEntryNotFound"):
         load_image_dataset("tinyimagenet", split="train")
 

@@ -15,7 +15,8 @@ from tgazsr_cli.checkpoints.checkpoint import load_checkpoint
 from tgazsr_cli.config import load_recipe
 from tgazsr_cli.errors import UsageError
 from tgazsr_cli.runtime import distributed as dist
-from tgazsr_cli.training.loop import Trainer, TrainingInterrupted
+from tgazsr_cli.training.loop import Trainer
+from tgazsr_cli.training.outcomes import TrainingInterrupted
 
 WORLD = 2
 STEPS = 6

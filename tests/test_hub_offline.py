@@ -21,6 +21,14 @@ from tgazsr_cli.weights import hub as hub_files
 TAG_CFG = {"hf_hub": "tgazsr-test/tiny-clip/", "quick_gelu": False}
 
 
+@pytest.fixture(autouse=True)
+def _fresh_probes():
+    """The hub's reachability is kept for the process: each test here starts as a new process would."""
+    hub_files.forget_probes()
+    yield
+    hub_files.forget_probes()
+
+
 def test_offline_pretrained_tag_fails_fast_in_one_line(tmp_path: Path) -> None:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path / "hub"), "OMP_NUM_THREADS": "1",
            "HOME": str(tmp_path)}  # an empty cache: nothing to fall back on
@@ -58,7 +66,11 @@ def test_unreachable_hub_is_probed_once_and_named(monkeypatch: pytest.MonkeyPatc
                                     "--pretrained PATH+robust.pth.tar")
     message = str(caught.value)
     assert "is not reachable (ConnectionError)" in message and message.endswith("--pretrained PATH+robust.pth.tar")
-    assert len(calls) == 1 and calls[0][1] == hub_files.PROBE_TIMEOUT_S and not downloads
+    with pytest.raises(RuntimeFailure, match="is not reachable"):  # a second file: the answer is remembered
+        hub_files.fetch_hub_file("nobody/other", "open_clip_config.json", "the config", "hint")
+    assert len(calls) == 1 and calls[0][1] == hub_files.PROBE_TIMEOUT_S == 2.0 and not downloads
+    hub_files.forget_probes()
+    assert hub_files.unreachable_reason() is not None and len(calls) == 2  # forgotten: probed again
 
 
 def test_cached_tag_weights_load_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -64,6 +64,8 @@ def test_sigint_then_resume_equals_uninterrupted(tmp_path: Path) -> None:
     assert 12 <= stop_step < STEPS
 
     run([sys.executable, "-m", "tgazsr_cli", "train", "--resume", str(stopped)])
+    steps = [json.loads(line)["step"] for line in (stopped / "metrics.jsonl").read_text().splitlines()]
+    assert steps == list(range(1, STEPS + 1))  # each step logged once
     resumed_metrics = metrics(stopped)
     after = range(stop_step + 1, STEPS + 1)
     assert [resumed_metrics[step] for step in after] == [expected_metrics[step] for step in after]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -61,3 +62,7 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path: Path) -> None:
     assert resumed.metadata.step == expected.metadata.step == STEPS
     for key, value in expected.model_state.items():
         assert torch.equal(resumed.model_state[key], value), key
+    # what the kill left is gone: the steps past the checkpoint are logged once, the lock released
+    steps = [json.loads(line)["step"] for line in (killed / "metrics.jsonl").read_text().splitlines()]
+    assert steps == list(range(1, STEPS + 1))
+    assert not (killed / ".lock").exists() and not list((killed / "checkpoints").glob(".*.tmp"))

@@ -17,7 +17,8 @@ from tgazsr_cli.errors import UsageError
 from tgazsr_cli.methods import METHODS, build_method
 from tgazsr_cli.models.classifier import load_classifier
 from tgazsr_cli.models.lora import has_adapters, is_adapted, select_trainable, trainable_mode
-from tgazsr_cli.training.loop import Trainer, TrainingInterrupted
+from tgazsr_cli.training.loop import Trainer
+from tgazsr_cli.training.outcomes import TrainingInterrupted
 
 IMAGES = torch.rand(4, 3, 28, 28, generator=torch.Generator().manual_seed(2))
 ATTENTION_BASE = ("in_proj_weight", "out_proj.weight")  # peft re-derives these by subtraction every forward

@@ -82,14 +82,18 @@ def test_eval_of_a_run_uses_its_recipe_eval_section(run_dir: Path, data_dir: Pat
 
 
 def test_interrupted_eval_removes_the_folder_it_created(run_dir: Path, data_dir: Path, tmp_path: Path,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+                                                        monkeypatch: pytest.MonkeyPatch,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
     def interrupted(*_: object, **__: object) -> list:
         raise KeyboardInterrupt
 
     monkeypatch.setattr(evaluation, "evaluate_all", interrupted)
     out = tmp_path / "never"
+    capsys.readouterr()
     assert main(eval_args(run_dir, data_dir, out)) == 130
     assert not out.exists()
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "interrupted before any of 1 dataset(s) finished; nothing was written")  # the line the README promises
 
 
 def test_broken_images_are_counted_in_the_report(run_dir: Path, data_dir: Path, tmp_path: Path,

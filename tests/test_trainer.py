@@ -10,7 +10,9 @@ import torch
 from tests.helpers import ctrl_c_at_step, make_image_folder
 from tgazsr_cli.config import load_recipe
 from tgazsr_cli.errors import RuntimeFailure, UsageError
-from tgazsr_cli.training.loop import Trainer, TrainingInterrupted, epoch_batches
+from tgazsr_cli.training.loop import Trainer
+from tgazsr_cli.training.outcomes import TrainingInterrupted
+from tgazsr_cli.training.setup import epoch_batches
 
 
 def recipe_for(data_dir: Path, *extra: str):
@@ -31,6 +33,7 @@ def test_interrupted_then_resumed_run_equals_uninterrupted(data_dir: Path, tmp_p
     with ctrl_c_at_step(4), pytest.raises(TrainingInterrupted) as info:
         interrupted.run()
     assert info.value.checkpoint.name == "step-00000004.safetensors"
+    assert info.value.saved and info.value.step == 4
 
     torch.manual_seed(12345)  # resume must restore RNG state, whatever the process did before
     resumed = Trainer(recipe_for(data_dir), tmp_path / "resumed")
@@ -57,6 +60,7 @@ def test_resume_without_checkpoint_and_overwrite_are_refused(data_dir: Path, tmp
     with pytest.raises(UsageError, match="already exists"):
         Trainer(recipe_for(data_dir), empty).run()
     assert (empty / "notes.txt").read_text() == "mine"
+    assert [p.name for p in empty.iterdir()] == ["notes.txt"]  # the run lock went with the refusal
 
 
 def poison_step(trainer: Trainer, step: int, monkeypatch: pytest.MonkeyPatch) -> None:

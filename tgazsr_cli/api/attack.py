@@ -28,6 +28,7 @@ class AttackRequest:
     device: str = "auto"
     output: Path = Path("adversarial")
     force: bool = False
+    threads: int = 0  # torch's CPU threads on a CPU run; 0: OMP_NUM_THREADS, else automatic (runtime/threads.py)
 
 
 @dataclass
@@ -60,29 +61,43 @@ def spread_indices(labels: list[int], count: int, seed: int) -> list[int]:
 
 def check_request(request: AttackRequest) -> None:
     """Errors that need no model or data, raised before torch is imported."""
+    from tgazsr_cli.api.train import check_dataset_name
+
     check_attack_or_suite(request.attack)
     if not request.checkpoint and not request.model:
         raise UsageError("name the model to attack: --checkpoint RUN_DIR|FILE or --model NAME")
+    check_dataset_name(request.dataset)
     OutputFolder(request.output, ATTACK_FILES, force=request.force).validate()
 
 
 def run_attack(request: AttackRequest) -> AttackResult:
+    """Attack and save. The output folder is made (and, with `force`, its old results removed) only once the
+    model and the data have loaded, and a folder this call made is removed again if nothing was written. The
+    CPU thread count is among the notices (after the work, so an error stays the only line)."""
     check_request(request)
-    OutputFolder(request.output, ATTACK_FILES, force=request.force).check()
 
     from tgazsr_cli.checkpoints.loading import load_model
     from tgazsr_cli.data import load_image_dataset
     from tgazsr_cli.runtime.device import pick_device
+    from tgazsr_cli.runtime.threads import use_threads
     from tgazsr_cli.viz.examples import attack_and_save
 
+    device = pick_device(request.device)
     loaded = load_model(checkpoint=request.checkpoint, model=request.model, pretrained=request.pretrained,
-                        device=pick_device(request.device))
+                        device=device)
     data = load_image_dataset(request.dataset, split=request.split, image_size=loaded.classifier.image_size,
                               data_dir=request.data_dir)
     indices = spread_indices(data.labels(), request.num_examples, request.threat.seed)
-    summary = attack_and_save(loaded.classifier, data, request.output, attack=request.attack,
-                              threat=request.threat, indices=indices)
-    notices = []
+    output = OutputFolder(request.output, ATTACK_FILES, force=request.force)
+    output.check()
+    threads = use_threads(device, request.threads)
+    try:
+        summary = attack_and_save(loaded.classifier, data, request.output, attack=request.attack,
+                                  threat=request.threat, indices=indices)
+    except BaseException:  # a failure or Ctrl-C before the first file: no empty folder is left behind
+        output.discard_if_empty()
+        raise
+    notices = [threads.describe()] if threads else []
     if len(indices) < request.num_examples:
         notices.append(f"{data.name} ({request.split}) has only {len(indices)} examples")
     if summary.num_examples < len(indices):

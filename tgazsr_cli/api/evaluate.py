@@ -2,7 +2,8 @@
 
 Settings resolve as: built-in defaults < the `eval:` section of a recipe (`--recipe`, else the recipe the first
 checkpoint was trained with) < explicit flags. Models of one input size share one decoded copy of a dataset.
-Results never overwrite earlier ones unless asked to (`force`), and an interrupted run leaves no empty folder.
+Results never overwrite earlier ones unless asked to (`force`), and an interrupted run leaves no empty folder:
+Ctrl-C keeps the results of the datasets finished before it, written as a report marked partial.
 """
 
 from __future__ import annotations
@@ -60,6 +61,23 @@ class EvalResult:
         return sum(record.get("skipped_images", 0) for record in self.records)
 
 
+class EvaluationInterrupted(KeyboardInterrupt):
+    """Ctrl-C during an evaluation: the records of the datasets finished before it and the reports written.
+
+    A KeyboardInterrupt, so code that knows nothing of it still stops as on Ctrl-C.
+    """
+
+    def __init__(self, records: list[dict[str, Any]], finished: int, total: int) -> None:
+        super().__init__(f"interrupted after {finished} of {total} datasets")
+        self.records, self.finished, self.total = records, finished, total
+        self.written: list[Path] = []
+        self.is_main_process = True
+
+    @property
+    def partial(self) -> str:
+        return f"interrupted after {self.finished} of {self.total} datasets"
+
+
 def resolve_settings(request: EvalRequest, checkpoint_recipe: dict[str, Any]) -> tuple[EvalConfig, str | None]:
     """(the eval settings, where their defaults came from) — flags override the recipe's eval section."""
     known = {f.name for f in fields(EvalConfig)}
@@ -93,6 +111,7 @@ def run_evaluation(request: EvalRequest, progress: Progress | None = None) -> Ev
     """Evaluate every requested model on every dataset under every attack; write the reports if asked."""
     from tgazsr_cli.runtime import distributed as dist
     from tgazsr_cli.runtime.device import pick_device
+    from tgazsr_cli.runtime.threads import announced, use_threads
 
     check_request(request)
     suites = resolve_suites(request.suites)
@@ -104,6 +123,7 @@ def run_evaluation(request: EvalRequest, progress: Progress | None = None) -> Ev
         models = load_models(request, torch_device)
         recipe = next((m.recipe for m in models if m.recipe), {})
         settings, source = resolve_settings(request, recipe)
+        progress = announced(progress, use_threads(torch_device, settings.threads, "eval.threads"))
         attacks = check_attack_names([*request.attacks, *suites.attack_suites] or split_names(settings.attack))
         threat = ThreatModel(eps=settings.eps, steps=settings.steps, step_size=settings.step_size,
                              restarts=request.restarts, precision=settings.precision, seed=settings.seed)
@@ -113,8 +133,18 @@ def run_evaluation(request: EvalRequest, progress: Progress | None = None) -> Ev
         notices = [f"evaluation settings from {source}; flags override them"] if source else []
         result = EvalResult([], replace(settings, datasets=names), notices=notices,
                             is_main_process=dist.is_main_process())
-        result.records = evaluate_all(models, names, request, settings, attacks, threat,
-                                      progress or SilentProgress())
+        try:
+            result.records = evaluate_all(models, names, request, settings, attacks, threat,
+                                          progress or SilentProgress())
+        except KeyboardInterrupt as exc:
+            stopped = exc if isinstance(exc, EvaluationInterrupted) else EvaluationInterrupted([], 0, len(names))
+            stopped.is_main_process = result.is_main_process
+            if output is not None and stopped.records and result.is_main_process:
+                from tgazsr_cli.evaluation.report import write_reports
+
+                # the finished datasets' results are kept; the folder is then not empty, so it stays
+                stopped.written = write_reports(stopped.records, output.path, partial=stopped.partial)
+            raise stopped from None
         if output is not None and result.is_main_process:
             from tgazsr_cli.evaluation.report import write_reports
 
@@ -143,23 +173,32 @@ def load_models(request: EvalRequest, device: Any) -> list[Any]:
 
 def evaluate_all(models: list[Any], names: list[str], request: EvalRequest, settings: EvalConfig,
                  attacks: list[str], threat: Any, progress: Progress) -> list[dict[str, Any]]:
+    """The records of every model on every dataset; Ctrl-C raises EvaluationInterrupted with the records of the
+    datasets every model had finished (a dataset some models had not reached is left out whole)."""
     from tgazsr_cli.data import load_image_dataset
     from tgazsr_cli.evaluation.robust_accuracy import evaluate_sharded
 
     records: list[dict[str, Any]] = []
     data_dir = settings.data_dir
-    for name in names:
-        by_size: dict[int, Any] = {}  # models of one input size share one decoded dataset
-        for item in models:
-            size = item.classifier.image_size
-            if size not in by_size:  # --data-dir: the copy itself for one dataset, else a folder of copies
-                where = {"data_dir": data_dir} if len(names) == 1 else {"data_root": data_dir}
-                by_size[size] = load_image_dataset(name, split=settings.split, image_size=size, **where,
-                                                   limit=settings.limit, seed=settings.seed)
-            found = evaluate_sharded(item.classifier, by_size[size], model_label=item.label, attacks=attacks,
-                                     threat=threat, batch_size=settings.batch_size, num_workers=request.workers,
-                                     progress=progress, sanity=request.sanity, on_broken=request.on_broken)
-            records.extend(record.to_dict() for record in found)
+    finished = 0
+    try:
+        for name in names:
+            by_size: dict[int, Any] = {}  # models of one input size share one decoded dataset
+            of_dataset: list[dict[str, Any]] = []
+            for item in models:
+                size = item.classifier.image_size
+                if size not in by_size:  # --data-dir: the copy itself for one dataset, else a folder of copies
+                    where = {"data_dir": data_dir} if len(names) == 1 else {"data_root": data_dir}
+                    by_size[size] = load_image_dataset(name, split=settings.split, image_size=size, **where,
+                                                       limit=settings.limit, seed=settings.seed)
+                found = evaluate_sharded(item.classifier, by_size[size], model_label=item.label, attacks=attacks,
+                                         threat=threat, batch_size=settings.batch_size, num_workers=request.workers,
+                                         progress=progress, sanity=request.sanity, on_broken=request.on_broken)
+                of_dataset.extend(record.to_dict() for record in found)
+            records.extend(of_dataset)
+            finished += 1
+    except KeyboardInterrupt:
+        raise EvaluationInterrupted(records, finished, len(names)) from None
     return records
 
 

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from tgazsr_cli.checkpoints.loading import LoadedModel
     from tgazsr_cli.data import ImageClassificationData
     from tgazsr_cli.runtime.progress import Progress
-    from tgazsr_cli.training.loop import TrainResult
+    from tgazsr_cli.training.outcomes import TrainResult
 
 RequestT = TypeVar("RequestT")
 

@@ -6,13 +6,14 @@ run's saved recipe and nothing else. Every usage error is raised before torch or
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tgazsr_cli.checkpoints.run_dir import check_run_dir, default_run_dir, finished_step, recipe_of_run
 from tgazsr_cli.config import Recipe, load_recipe
-from tgazsr_cli.errors import UsageError
+from tgazsr_cli.errors import UsageError, unknown_name
 from tgazsr_cli.methods import resolve_method_options
 from tgazsr_cli.runtime.progress import Progress
 
@@ -45,28 +46,64 @@ def plan_training(request: TrainRequest) -> TrainPlan:
             raise UsageError("--resume continues a run with its saved recipe; drop the other settings")
         check_run_dir(request.resume, resume=True)
         recipe = resolve_method_options(recipe_of_run(request.resume))
+        check_dataset_name(recipe.data.dataset)
         return TrainPlan(recipe, request.resume, True, finished_step(request.resume))
     recipe = resolve_method_options(load_recipe(request.recipe, request.overrides, request.flags))
+    check_dataset_name(recipe.data.dataset)  # before a run folder is named or a model built
     run_dir = request.output or default_run_dir(recipe)
     check_run_dir(run_dir, resume=False)
+    check_not_in_data(run_dir, recipe)
     return TrainPlan(recipe, run_dir, False)
+
+
+def check_dataset_name(source: str) -> None:
+    """An unknown dataset name is a usage error here, without torch: a registered name, hf:ORG/NAME or a path
+    passes (the loader reads it later); in `a+b` each part is checked. The same tests as data.loading's
+    `open_source` and data.combined's `is_combined`, which import torch."""
+    from tgazsr_cli.data import list_datasets
+    from tgazsr_cli.data.specs import is_registered
+
+    if source.startswith("hf:") or is_registered(source):
+        return
+    if "+" in source and not source.startswith(("/", ".", "~")):
+        for part in (name.strip() for name in source.split("+")):
+            if part:
+                check_dataset_name(part)
+        return
+    looks_like_path = (os.sep in source or "/" in source or source.startswith((".", "~"))
+                       or source.lower().endswith(".parquet") or os.path.exists(source))
+    if not looks_like_path:
+        raise UsageError(f"{unknown_name('dataset', source, list_datasets())}; or give a local path or hf:ORG/NAME")
+
+
+def check_not_in_data(run_dir: Path, recipe: Recipe) -> None:
+    """A run folder in (or equal to) the training data's folder would be read back as data, or overwrite it."""
+    for data in (recipe.data.dataset, recipe.data.data_dir):
+        if data and not data.startswith("hf:") and os.path.exists(os.path.expanduser(data)):
+            folder = Path(data).expanduser().resolve()
+            if run_dir.resolve() == folder or folder in run_dir.resolve().parents:
+                raise UsageError(f"run directory {run_dir} is inside the training data {data}; choose another")
 
 
 def run_training(plan: TrainPlan, progress: Progress | None = None) -> Any:
     """Train `plan.recipe` into `plan.run_dir`: the trainer's TrainResult on rank 0, None on the other ranks.
 
     Under torchrun every rank joins the process group and uses rank 0's run directory; rank 0 alone writes it.
+    A CPU run sets torch's threads first (runtime/threads.py); `progress` says how many as the first step starts.
     Ctrl-C raises trainer.TrainingInterrupted after a resumable checkpoint was written.
     """
     from tgazsr_cli.runtime import distributed
     from tgazsr_cli.runtime.device import pick_device
+    from tgazsr_cli.runtime.threads import announced, use_threads
     from tgazsr_cli.training.loop import Trainer
 
-    distributed.init_from_env(pick_device(plan.recipe.train.device))
+    device = distributed.init_from_env(pick_device(plan.recipe.train.device))
     try:
         run_dir = distributed.broadcast_object(plan.run_dir)
         main = distributed.is_main_process()
-        result = Trainer(plan.recipe, run_dir, progress=progress if main else None).run(resume=plan.resume)
+        threads = use_threads(device, plan.recipe.train.threads, "train.threads")
+        result = Trainer(plan.recipe, run_dir, progress=announced(progress, threads) if main else None
+                         ).run(resume=plan.resume)
     finally:
         distributed.shutdown()
     return result if main else None
@@ -76,5 +113,8 @@ def world_description() -> str:
     """' (N processes)' under torchrun, else ''."""
     import os
 
+    from tgazsr_cli.runtime.launch import adopt_slurm_env
+
+    launcher = adopt_slurm_env()
     size = int(os.environ.get("WORLD_SIZE", "1"))
-    return f" ({size} processes)" if size > 1 else ""
+    return f" ({size} processes{', srun' if launcher == 'slurm' else ''})" if size > 1 else ""

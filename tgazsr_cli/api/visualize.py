@@ -17,6 +17,7 @@ from tgazsr_cli.attacks.threat import ThreatModel
 from tgazsr_cli.errors import UsageError
 
 FALLBACK_TEMPLATE = "This is a photo of a {}"
+PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".pdf", ".svg")  # what the panel can be saved as
 
 
 @dataclass
@@ -37,6 +38,7 @@ class VisualizeRequest:
     attention_norm: str = "token-axis"
     device: str = "auto"
     output: Path = Path("attention.png")
+    threads: int = 0  # torch's CPU threads on a CPU run; 0: OMP_NUM_THREADS, else automatic (runtime/threads.py)
 
 
 @dataclass
@@ -44,14 +46,11 @@ class VisualizeResult:
     rows: list[Any]  # visualize.PanelRow, one per model
     output: Path
     index: int | None  # the dataset example drawn, if one was
+    notices: list[str] = field(default_factory=list)  # e.g. the CPU thread count
 
 
 def check_request(request: VisualizeRequest) -> None:
-    """Errors that need no model or data."""
-    from tgazsr_cli.models.attention import ATTENTION_NORMS
-
-    if request.attention_norm not in ATTENTION_NORMS:
-        raise UsageError(f"--attention-norm must be one of {', '.join(ATTENTION_NORMS)}")
+    """Errors that need no model or data; all but the last need no torch either."""
     if request.checkpoint is None and not request.model:
         raise UsageError("name a model: --checkpoint RUN_DIR|FILE and/or --model NAME")
     if request.image is None and (request.dataset is None or (request.index is None and not request.pick_from)):
@@ -60,6 +59,27 @@ def check_request(request: VisualizeRequest) -> None:
         raise UsageError("give the class names to score against: --classes a,b,c or --dataset NAME")
     if request.template is not None and "{}" not in request.template:
         raise UsageError("--template needs '{}' where the class name goes")
+    if request.image is not None and not request.image.is_file():
+        raise UsageError(f"image '{request.image}' does not exist")
+    if request.dataset is not None:
+        from tgazsr_cli.api.train import check_dataset_name
+
+        check_dataset_name(request.dataset)
+    check_picture_output(request)
+    from tgazsr_cli.models.attention import ATTENTION_NORMS  # imports torch
+
+    if request.attention_norm not in ATTENTION_NORMS:
+        raise UsageError(f"--attention-norm must be one of {', '.join(ATTENTION_NORMS)}")
+
+
+def check_picture_output(request: VisualizeRequest) -> None:
+    """The panel's file: a picture format matplotlib writes, not an input, in a writable folder."""
+    from tgazsr_cli.api.convert import check_output_file
+
+    output = request.output
+    if output.suffix.lower() not in PICTURE_SUFFIXES:
+        raise UsageError(f"output '{output}' must be a picture file ending in {', '.join(PICTURE_SUFFIXES)}")
+    check_output_file(output, {"input image": request.image, "checkpoint": request.checkpoint})
 
 
 def load_rows_models(request: VisualizeRequest, device: Any) -> list[Any]:
@@ -89,11 +109,13 @@ def class_set(request: VisualizeRequest) -> tuple[list[str], list[str]]:
 def run_visualization(request: VisualizeRequest) -> VisualizeResult:
     from tgazsr_cli.attacks import get_attack
     from tgazsr_cli.runtime.device import pick_device
+    from tgazsr_cli.runtime.threads import use_threads
     from tgazsr_cli.viz.attention_panel import draw_panel
 
     check_request(request)
     get_attack(request.attack)
-    models = load_rows_models(request, pick_device(request.device))
+    device = pick_device(request.device)
+    models = load_rows_models(request, device)
     classnames, templates = class_set(request)
     size = models[0].classifier.image_size
     data = None
@@ -107,6 +129,7 @@ def run_visualization(request: VisualizeRequest) -> VisualizeResult:
     if request.label is not None and request.label not in classnames:
         raise UsageError(f"--label '{request.label}' is not one of the class names")
     forced = classnames.index(request.label) if request.label is not None else None
+    threads = use_threads(device, request.threads)
     if request.image is not None:
         index, rows = None, panel_rows(models, image_of(request.image, size), forced, classnames, templates,
                                        request)
@@ -118,7 +141,7 @@ def run_visualization(request: VisualizeRequest) -> VisualizeResult:
     if index is not None:
         title += f" — {data.name if data else ''} example {index}"
     draw_panel(rows, request.output, title=title)
-    return VisualizeResult(rows, request.output, index)
+    return VisualizeResult(rows, request.output, index, [threads.describe()] if threads else [])
 
 
 def image_of(path: Path, size: int) -> Any:

@@ -19,6 +19,7 @@ from tgazsr_cli.checkpoints.metadata import CheckpointMetadata, header_of, read_
 from tgazsr_cli.checkpoints.rng import RNG, join_rng, split_rng
 from tgazsr_cli.errors import UsageError, first_line
 from tgazsr_cli.runtime.atomic import atomic_save_tensors, read_tensors
+from tgazsr_cli.runtime.digest import tensor_digests, verify_digests
 from tgazsr_cli.weights.files import MODEL_PREFIX
 
 MODEL, OPTIM = MODEL_PREFIX, "optim."
@@ -82,14 +83,18 @@ def save_checkpoint(
     if rng_state is not None:
         rng_tensors, layout["rng"] = split_rng(rng_state)
         tensors.update(rng_tensors)
+    layout["digests"] = tensor_digests(tensors)  # checked on every read: safetensors checks no tensor data
     return atomic_save_tensors(path, tensors, header_of(metadata, layout))
 
 
-def load_checkpoint(path: Path | str, *, map_location: str | torch.device = "cpu") -> Checkpoint:
-    """Everything in a checkpoint; RNG tensors stay on the CPU, where torch requires them."""
+def load_checkpoint(path: Path | str, *, map_location: str | torch.device = "cpu", verify: bool = True) -> Checkpoint:
+    """Everything in a checkpoint; RNG tensors stay on the CPU, where torch requires them. Each tensor is checked
+    against the digest written with it (checkpoints written before digests have none); `verify=False` skips it."""
     path = Path(path)
     metadata, layout = read_header_document(path)
     tensors = read_tensors(path)
+    if verify and layout.get("digests"):
+        verify_digests(path, tensors, layout["digests"])
     device = torch.device(map_location)
 
     def part(prefix: str, move: bool) -> dict[str, torch.Tensor]:

@@ -1,20 +1,26 @@
-"""Checkpoints as open_clip folders that any open_clip user can load, without tgazsr."""
+"""Checkpoints as open_clip folders that any open_clip user can load, without tgazsr.
+
+Importing this module imports no torch, so that `tgazsr export` refuses a bad output before torch loads.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-
-from tgazsr_cli.checkpoints.checkpoint import Checkpoint
 from tgazsr_cli.checkpoints.metadata import CheckpointMetadata
-from tgazsr_cli.checkpoints.plain import load_plain_checkpoint
 from tgazsr_cli.checkpoints.run_dir import CHECKPOINT_DIR, checkpoint_in
 from tgazsr_cli.errors import RuntimeFailure, UsageError
 from tgazsr_cli.runtime.atomic import atomic_save_tensors, atomic_write, check_json
+from tgazsr_cli.runtime.output import OutputFolder
+
+if TYPE_CHECKING:
+    import torch
+
+    from tgazsr_cli.checkpoints.checkpoint import Checkpoint
 
 
 def export_open_clip(
@@ -25,6 +31,8 @@ def export_open_clip(
     out_dir: Path | str,
 ) -> Path:
     """An open_clip `local-dir:` folder (open_clip_config.json + open_clip_model.safetensors) for any user."""
+    from tgazsr_cli.checkpoints.checkpoint import Checkpoint
+
     if not {"vision_cfg", "text_cfg"} <= set(model_cfg):
         raise UsageError("model_cfg needs 'vision_cfg' and 'text_cfg' for open_clip to rebuild the model")
     config = {"model_cfg": dict(model_cfg), "preprocess_cfg": dict(preprocess_cfg)}
@@ -42,22 +50,28 @@ def export_open_clip(
     return out
 
 
-def check_export_folder(output: Path | None, hub_dir: Path | None) -> Path:
-    """The one folder an export writes; it must not hold files yet."""
+def check_export_folder(output: Path | None, hub_dir: Path | None, checkpoint: Path | None = None) -> Path:
+    """The one folder an export writes: empty or new, writable, and not the checkpoint or its run folder.
+    Raised before any checkpoint is read."""
     if (output is None) == (hub_dir is None):
         raise UsageError("name one folder to write: --output DIR (open_clip) or --hub-dir DIR (with a model card)")
     folder = output or hub_dir
     assert folder is not None
+    if checkpoint is not None and checkpoint.exists() and folder.exists() and os.path.samefile(folder, checkpoint):
+        raise UsageError(f"output folder {folder} is the checkpoint being exported; choose a new folder")
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
         raise UsageError(f"output folder {folder} is not empty")
+    OutputFolder(folder, ()).validate()  # it can be made, and written to
     return folder
 
 
 def export_checkpoint(checkpoint: Path, out_dir: Path, *, model_card: bool = False) -> tuple[Path, Path]:
     """(the checkpoint file read, the folder written): a run directory or checkpoint as an open_clip folder,
     with a hub model card when `model_card`. A LoRA run's step checkpoint is merged first."""
+    from tgazsr_cli.checkpoints.plain import load_plain_checkpoint
+
+    check_export_folder(out_dir, None, checkpoint)
     path = checkpoint_in(checkpoint)
-    check_export_folder(out_dir, None)
     state = load_plain_checkpoint(path)
     if model_card:
         return path, export_hub_folder(state, out_dir)

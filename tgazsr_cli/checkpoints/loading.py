@@ -52,8 +52,9 @@ def checkpoint_label(path: Path, method: str) -> str:
     return run if method in run else f"{run} ({method})"
 
 
-def load_tgazsr_checkpoint(path: Path, device: torch.device | str = "cpu") -> LoadedModel:
-    state = load_plain_checkpoint(path)  # a LoRA run's step checkpoint: adapters merged
+def load_tgazsr_checkpoint(path: Path, device: torch.device | str = "cpu", *, verify: bool = True) -> LoadedModel:
+    """A classifier from a tgazsr checkpoint file; `verify` checks each tensor against its written digest."""
+    state = load_plain_checkpoint(path, verify=verify)  # a LoRA run's step checkpoint: adapters merged
     info = state.metadata
     spec = model_spec(info)
     clip = build_clip(spec, load_weights=False)

@@ -2,7 +2,8 @@
 reader of the JSON document in a checkpoint's safetensors header.
 
 The header key CHECKPOINT_KEY ("tgazsr") holds one JSON document: the fields of `CheckpointMetadata` plus the
-container's own keys (LAYOUT_KEYS: format, format_version, and the optimiser/RNG layout `checkpoint` writes).
+container's own keys (LAYOUT_KEYS: format, format_version, the optimiser/RNG layout and the tensor digests
+`checkpoint` writes).
 `header_of` writes that document and `read_header_document` is its one reader: documents written by every earlier
 release read back as the current schema (`CheckpointMetadata.from_dict`).
 """
@@ -26,7 +27,7 @@ FORMAT, FORMAT_VERSION = "tgazsr-checkpoint", 1  # the container (tensor layout 
 METADATA_KEY = CHECKPOINT_KEY  # the safetensors header key of the document
 METADATA_SCHEMA = 2  # version of CheckpointMetadata's fields; a document without "schema" is version 1
 KINDS = ("training", "model")
-LAYOUT_KEYS = ("format", "format_version", "optimizer", "rng")  # the container's keys, not metadata
+LAYOUT_KEYS = ("format", "format_version", "optimizer", "rng", "digests")  # the container's keys, not metadata
 
 
 def library_versions() -> dict[str, str]:

@@ -33,6 +33,6 @@ def plain_checkpoint(checkpoint: Checkpoint) -> Checkpoint:
     return dataclasses.replace(checkpoint, model_state=merged, optimizer_state=None)
 
 
-def load_plain_checkpoint(path: Path | str) -> Checkpoint:
+def load_plain_checkpoint(path: Path | str, *, verify: bool = True) -> Checkpoint:
     """`load_checkpoint`, then `plain_checkpoint`: a checkpoint to evaluate, export or start from."""
-    return plain_checkpoint(load_checkpoint(path))
+    return plain_checkpoint(load_checkpoint(path, verify=verify))

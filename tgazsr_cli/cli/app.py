@@ -8,34 +8,57 @@ from __future__ import annotations
 import sys
 import traceback
 import warnings
+from typing import Annotated
 
 import click
 import typer
 from rich.markup import escape
+from typer.core import TyperCommand, TyperGroup
 
 from tgazsr_cli import __version__
 from tgazsr_cli.cli import attack, convert, evaluate, export, listing, train, visualize
+from tgazsr_cli.cli import options as opt
 from tgazsr_cli.cli.console import console
+
+
+class NoTypeOnHelp:
+    """`--help` takes no value either: no `<bool>` beside it in help screens (see options.flag)."""
+
+    def get_help_option(self, ctx: click.Context) -> click.Option | None:
+        option = super().get_help_option(ctx)  # type: ignore[misc]
+        if option is not None:
+            option.metavar = ""
+        return option
+
+
+class Group(NoTypeOnHelp, TyperGroup):
+    pass
+
+
+class Command(NoTypeOnHelp, TyperCommand):
+    pass
+
 
 app = typer.Typer(
     name="tgazsr",
+    cls=Group,
     help="Make CLIP models robust to adversarial images without losing zero-shot ability (TGA-ZSR and baselines).",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
 )
-app.command("train")(train.train)
-app.command("eval")(evaluate.evaluate)
-app.command("attack")(attack.attack)
-app.command("visualize-attention")(visualize.visualize_attention)
-app.command("export")(export.export)
-app.command("convert")(convert.convert)
-app.command("methods")(listing.methods)
-app.command("attacks")(listing.attacks)
-app.command("datasets")(listing.datasets)
-app.command("models")(listing.models)
-app.command("recipes")(listing.recipes)
+app.command("train", cls=Command)(train.train)
+app.command("eval", cls=Command)(evaluate.evaluate)
+app.command("attack", cls=Command)(attack.attack)
+app.command("visualize-attention", cls=Command)(visualize.visualize_attention)
+app.command("export", cls=Command)(export.export)
+app.command("convert", cls=Command)(convert.convert)
+app.command("methods", cls=Command)(listing.methods)
+app.command("attacks", cls=Command)(listing.attacks)
+app.command("datasets", cls=Command)(listing.datasets)
+app.command("models", cls=Command)(listing.models)
+app.command("recipes", cls=Command)(listing.recipes)
 
 
 def _version(value: bool) -> None:
@@ -46,8 +69,9 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def root(
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show full tracebacks on errors."),
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+    verbose: Annotated[bool, opt.flag("--verbose", "-v", help="Show full tracebacks on errors.")] = False,
+    version: Annotated[bool, opt.flag("--version", callback=_version, is_eager=True, help="Print the version.")
+                       ] = False,
 ) -> None:
     """Train, attack, evaluate and visualise adversarially robust CLIP models."""
 

@@ -29,6 +29,7 @@ def attack(
         "--num-examples", "-n", min=1, help="How many examples to attack (a seeded spread over the classes).")] = 16,
     seed: opt.Seed = 0,
     device: opt.Device = "auto",
+    threads: opt.Threads = None,
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder for PNGs, tensors, predictions.")
                       ] = Path("adversarial"),
     force: opt.Force = False,
@@ -39,10 +40,11 @@ def attack(
 
     threat = ThreatModel(eps=eps, steps=steps, step_size=step_size, restarts=restarts,
                          precision=attack_precision, seed=seed)
-    result = run_attack(AttackRequest(
+    request = AttackRequest(
         dataset=dataset, checkpoint=checkpoint, model=model, pretrained=pretrained, data_dir=data_dir,
         split=split, attack=attack_name, threat=threat, num_examples=num_examples, device=device,
-        output=output, force=force))
+        output=output, force=force, threads=threads or 0)
+    result = run_attack(request)
     summary, n = result.summary, result.summary.num_examples
     for notice in result.notices:
         console.print(f"[yellow]note[/yellow]: {notice}")

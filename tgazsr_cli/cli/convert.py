@@ -22,7 +22,7 @@ def convert(
     """Convert published robust-CLIP weights into a tgazsr checkpoint (read with weights_only=True)."""
     from tgazsr_cli.api.convert import check_output
 
-    check_output(output, force)  # before torch is imported
+    check_output(output, force, pretrained)  # before torch is imported
 
     from tgazsr_cli.api.convert import convert_weights
 

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from tgazsr_cli.cli import options as opt
 from tgazsr_cli.cli.console import console, make_progress, stdout
+
+if TYPE_CHECKING:
+    from tgazsr_cli.api.evaluate import EvaluationInterrupted
 
 CHECKPOINT_HELP = "tgazsr checkpoint file or run directory (repeatable: one table row each)."
 
@@ -44,6 +47,7 @@ def evaluate(
     workers: Annotated[int, typer.Option(min=0, help="Data loader workers.")] = 2,
     on_broken: Annotated[str, typer.Option(help="An undecodable image: skip (and count it) or fail.")] = "skip",
     device: opt.Device = "auto",
+    threads: opt.Threads = None,
     text_cache: Annotated[str, typer.Option(
         help="Folder for cached class text features; auto: $TGAZSR_CACHE or ~/.cache/tgazsr; off: none.")] = "auto",
     output: Annotated[Path | None, typer.Option(
@@ -58,7 +62,7 @@ def evaluate(
     from tgazsr_cli.api.evaluate import EvalRequest, check_request, split_names
 
     given = {"split": split, "eps": eps, "steps": steps, "step_size": step_size, "precision": attack_precision,
-             "batch_size": batch_size, "limit": limit, "seed": seed, "data_dir": data_dir}
+             "batch_size": batch_size, "limit": limit, "seed": seed, "data_dir": data_dir, "threads": threads}
     request = EvalRequest(
         checkpoints=list(checkpoint or []), model=model, pretrained=pretrained, original=original,
         datasets=split_names(datasets), attacks=split_names(attack), suites=split_names(suite),
@@ -67,11 +71,22 @@ def evaluate(
         output=output, force=force)
     check_request(request)  # usage errors before torch is imported
 
-    from tgazsr_cli.api.evaluate import run_evaluation
+    from tgazsr_cli.api.evaluate import EvaluationInterrupted, run_evaluation
     from tgazsr_cli.evaluation.report import markdown_report
 
-    with make_progress() as progress:
-        result = run_evaluation(request, progress)
+    try:
+        with make_progress() as progress:
+            result = run_evaluation(request, progress)
+    except KeyboardInterrupt as exc:  # typer would exit 130 without a word
+        stopped = exc if isinstance(exc, EvaluationInterrupted) else None
+        if stopped is not None and not stopped.is_main_process:
+            raise typer.Exit(130) from None
+        if stopped is not None and stopped.records:
+            console.print(markdown_report(stopped.records, stopped.partial))
+            if as_json:
+                stdout.print(json.dumps(stopped.records, indent=2))
+        console.print(f"[red]interrupted[/red]{interrupted_detail(stopped, output)}")
+        raise typer.Exit(130) from None
     if not result.is_main_process:
         return  # every rank holds the summed records; rank 0 reports them
     for notice in result.notices:
@@ -83,3 +98,13 @@ def evaluate(
         console.print(f"results written to {output}/: " + ", ".join(path.name for path in result.written))
     if as_json:
         stdout.print(json.dumps(result.records, indent=2))
+
+
+def interrupted_detail(stopped: EvaluationInterrupted | None, output: Path | None) -> str:
+    """What an interrupted evaluation kept, after the word "interrupted"."""
+    if stopped is None or not stopped.records:
+        total = f" of {stopped.total} dataset(s)" if stopped is not None else " dataset"
+        return f" before any{total} finished; nothing was written"
+    where = (f"; their results are in {output}/: " + ", ".join(path.name for path in stopped.written)
+             if stopped.written else "; their results are above")
+    return f" after {stopped.finished} of {stopped.total} datasets{where} (marked partial)"

@@ -7,9 +7,10 @@ from typing import Annotated, Any
 import typer
 
 
-def flag(*names: str, help: str) -> Any:
-    """A boolean flag (for `Annotated`) whose help line shows no `<bool>` type: a flag takes no value."""
-    return typer.Option(*names, help=help, metavar="")
+def flag(*names: str, help: str, **settings: Any) -> Any:
+    """A boolean flag (for `Annotated`, or as a default) whose help line shows no `<bool>` type: a flag takes no
+    value. `settings` go to typer.Option (callback, is_eager, ...)."""
+    return typer.Option(*names, help=help, metavar="", **settings)
 
 
 # The attack's threat model (eps and step size in /255, as the paper writes them).
@@ -35,3 +36,7 @@ Pretrained = Annotated[str | None, typer.Option(
 DataDir = Annotated[str | None, typer.Option(
     help="Local copy of the dataset (folder, parquet, save_to_disk, tar shards).")]
 Force = Annotated[bool, flag("--force", help="Replace the results already in the output folder.")]
+# torch's CPU threads (runtime/threads.py); None: not given, so a recipe's value or the automatic rule applies
+Threads = Annotated[int | None, typer.Option(
+    min=0, help="torch's CPU threads on a CPU run; 0 or not given: OMP_NUM_THREADS if set, else the cores free "
+                "for this run.")]

@@ -35,7 +35,9 @@ def visualize_attention(
     step_size: opt.StepSize = 1.0,
     attention_norm: Annotated[str, typer.Option(help="token-axis (reference) or per-token.")] = "token-axis",
     device: opt.Device = "auto",
-    output: Annotated[Path, typer.Option("--output", "-o", help="PNG file to write.")] = Path("attention.png"),
+    threads: opt.Threads = None,
+    output: Annotated[Path, typer.Option(
+        "--output", "-o", help="Picture file to write: .png (default), .jpg, .pdf or .svg.")] = Path("attention.png"),
 ) -> None:
     """Draw an image's text-guided attention map, clean and adversarial, for each model in one PNG panel."""
     from tgazsr_cli.api.visualize import VisualizeRequest, check_request
@@ -46,12 +48,14 @@ def visualize_attention(
         classes=[c.strip() for c in (classes or "").split(",") if c.strip()], dataset=dataset, data_dir=data_dir,
         index=index, pick_from=pick_from, label=label, template=template, attack=attack_name,
         threat=ThreatModel(eps=eps, steps=steps, step_size=step_size), attention_norm=attention_norm,
-        device=device, output=output)
+        device=device, output=output, threads=threads or 0)
     check_request(request)  # usage errors before torch is imported
 
     from tgazsr_cli.api.visualize import run_visualization
 
     result = run_visualization(request)
+    for notice in result.notices:
+        console.print(f"[dim]{notice}[/dim]")
     for row in result.rows:
         console.print(f"{row.name}: clean → {row.clean_prediction}, adversarial → {row.adversarial_prediction}; "
                       f"attention moved {row.map_shift:.3f}")

@@ -1,7 +1,8 @@
 """Recipes from files: built-in names, YAML parsing, `extends:`, `--set key=value` overrides, explicit flags.
 
 Settings resolve as: built-in defaults < recipe file < `--set` overrides < explicit flags. Nothing here imports
-torch or knows the training methods.
+torch or knows the training methods. YAML is read with a safe loader that refuses a key given twice in one
+mapping (plain YAML keeps the last one silently, so a stale `lr:` further down would win unseen).
 """
 
 from __future__ import annotations
@@ -18,6 +19,50 @@ from tgazsr_cli.errors import UsageError, did_you_mean
 from tgazsr_cli.runtime.resources import package_path
 
 RECIPES_DIR = package_path("recipes")  # inside the package; the top-level recipes/ links here
+
+
+class DuplicateKey(yaml.YAMLError):
+    """A key given twice in one YAML mapping: its dotted path and both (1-based) line numbers."""
+
+    def __init__(self, key: str, first: int, second: int) -> None:
+        super().__init__(f"key '{key}' appears twice (lines {first} and {second})")
+        self.key, self.first, self.second = key, first, second
+
+
+def _find_duplicate(loader: yaml.SafeLoader, node: yaml.Node, path: str, seen: set[int]) -> None:
+    """Raise DuplicateKey for the first key repeated in any mapping under `node` (depth first, in file order)."""
+    if id(node) in seen:  # an alias of a node already walked (and a guard against recursive anchors)
+        return
+    seen.add(id(node))
+    if isinstance(node, yaml.MappingNode):
+        lines: dict[Any, int] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *base`: YAML lets later keys override a merge
+                continue
+            key = loader.construct_object(key_node, deep=True) if isinstance(key_node, yaml.ScalarNode) else None
+            name = f"{path}.{key}" if path else str(key)
+            line = key_node.start_mark.line + 1
+            if key is not None and not isinstance(key, (list, dict)):
+                if key in lines:
+                    raise DuplicateKey(name, lines[key], line)
+                lines[key] = line
+            _find_duplicate(loader, value_node, name, seen)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _find_duplicate(loader, item, f"{path}[{index}]", seen)
+
+
+def safe_load_unique(text: str) -> Any:
+    """yaml.safe_load that raises DuplicateKey for a key given twice in one mapping, at any depth."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _find_duplicate(loader, node, "", set())
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
 
 
 def find_recipe(name_or_path: str) -> Path:
@@ -41,7 +86,9 @@ def read_recipe_file(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]
     if path in _seen:
         raise UsageError(f"recipe '{path}' extends itself through {' -> '.join(p.name for p in _seen)}")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = safe_load_unique(path.read_text(encoding="utf-8")) or {}
+    except DuplicateKey as exc:
+        raise UsageError(f"recipe '{path}': {exc}; keep one") from exc
     except yaml.YAMLError as exc:
         raise UsageError(f"recipe '{path}' is not valid YAML: {str(exc).splitlines()[0]}") from exc
     except OSError as exc:
@@ -78,7 +125,9 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if not key:
         raise UsageError(f"override '{text}' has an empty key")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = safe_load_unique(raw) if raw.strip() else ""
+    except DuplicateKey as exc:
+        raise UsageError(f"override '{text}': {exc}") from exc
     except yaml.YAMLError:
         value = raw
     return key.split("."), value

@@ -26,6 +26,9 @@ from tgazsr_cli.config.fields import (
 PAPER_TEMPLATE = "This is a photo of a {}"  # spec §3: training prompt
 Eps = Annotated[float, Bounds(ge=0, le=64, unit="1/255")]
 Precision = Literal["fp32", "bf16"]
+# torch's CPU threads on a CPU run; 0: automatic from the free cores, unless OMP_NUM_THREADS is set
+# (runtime/threads.py). The bound only catches typos: no machine has more.
+Threads = Annotated[int, Bounds(ge=0, le=4096)]
 TRAINABLE_FORMS = "full, last-k, lora"  # last-k is written with its k: last-4
 
 
@@ -92,6 +95,7 @@ class TrainConfig:
     log_every: PositiveInt = 10
     deterministic: bool = False
     device: str = "auto"  # auto | cpu | cuda | cuda:N
+    threads: Threads = 0
     on_nonfinite: Literal["stop", "skip"] = "stop"  # stop (last good checkpoint kept) | skip (counted)
     # torch.compile mode of the image towers' transformer; slow first steps, faster after.
     # true / false (recipes written before it took a mode) read as default / off.
@@ -126,6 +130,7 @@ class EvalConfig:
     batch_size: PositiveInt = 256
     limit: PositiveInt | None = None
     seed: int = 0
+    threads: Threads = 0
 
 
 @dataclass

@@ -9,6 +9,7 @@ calls `batch_transform` there.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
@@ -26,13 +27,15 @@ from tgazsr_cli.data.decoded_cache import (
     cache_key,
     checked_dataset,
     default_cache_root,
+    labels_digest,
     pil_geometry,
     read_sidecar,
     source_fingerprint,
     to_model_input,
+    verify_cache,
 )
 from tgazsr_cli.data.loading import ImageClassificationData
-from tgazsr_cli.errors import UsageError
+from tgazsr_cli.errors import RuntimeFailure, UsageError
 
 DEVICE_SHARE = 0.5  # device mode only when the array takes at most this share of the free GPU memory
 
@@ -81,10 +84,16 @@ class CacheInfo:
 
 def ensure_cache(data: ImageClassificationData, folder: Path, *, storage_size: int | None, image_size: int,
                  limit: int | None, seed: int, workers: int = 0) -> CacheInfo:
-    """Find the cache of `data`, or decode it into one now."""
+    """Find the cache of `data` and check it against its digests, or decode it into one now."""
     dataset = checked_dataset(data)
     key = cache_key(source_fingerprint(data), storage_size, image_size, limit, seed)
     info, built = read_sidecar(folder, key), False
+    problem = verify_cache(folder, key, info) if info is not None else None
+    if info is None and (folder / f"{key}.json").is_file():
+        problem = "its files cannot be read"  # a sidecar is written last: the cache was complete once
+    if problem is not None:  # rebuilt rather than fatal: the source is there to decode again
+        warnings.warn(f"decoded cache {folder / key}.npy is damaged: {problem}; rebuilding it", stacklevel=2)
+        info = None
     if info is None:
         steps = getattr(dataset.transform, "transforms", [])
         squash = not any(type(step).__name__ == "CenterCrop" for step in steps)  # resize mode (CIFAR, STL)
@@ -100,7 +109,8 @@ def cached_training_data(
 ) -> tuple[ImageClassificationData, Callable[[torch.Tensor], torch.Tensor], str]:
     """(data whose items come from the cache, the on-device batch transform, the mode actually used)."""
     info = read_sidecar(cache.path.parent, cache.key)
-    assert info is not None, "ensure_cache wrote it"
+    if info is None or info.get("labels_digest") != labels_digest(info):  # ensure_cache checked it just now
+        raise RuntimeFailure(f"decoded cache {cache.path} changed while in use; run again to rebuild it")
     geometry: Geometry | None = None
     if cache.native:
         geometry = pil_geometry(checked_dataset(data).transform, cache.storage_size)

@@ -27,6 +27,7 @@ from typing import Any
 
 import yaml
 
+from tgazsr_cli.config.loading import safe_load_unique
 from tgazsr_cli.data.classnames import DATASETS_DIR, read_class_file
 from tgazsr_cli.data.specs import (
     ALL_SPLITS,
@@ -49,7 +50,6 @@ FIELDS = ("name", "description", "sources", "splits", "preprocessing", "classnam
 SOURCE_FIELDS = ("hub", "local", "folders", "layout")
 SPLIT_FIELDS = ("size", "hub_split", "whole", "aliases")
 PREPROCESSING_FIELDS = ("resize_mode",)
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def _mapping(value: Any, where: str) -> dict[str, Any]:
@@ -128,7 +128,7 @@ def _splits(value: Any, where: str) -> dict[str, SplitSpec]:
 def read_yaml(path: Path) -> dict[str, Any]:
     """The top-level mapping of a YAML file; UsageError when it cannot be read or is not a mapping."""
     try:
-        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)  # a safe loader (C when available)
+        raw = safe_load_unique(path.read_text(encoding="utf-8"))  # a key given twice is an error, as in recipes
     except OSError as error:
         raise UsageError(f"cannot read {path}: {error.strerror or error}") from error
     except yaml.YAMLError as error:

@@ -9,10 +9,17 @@ Two storage kinds, both `[N, S, S, 3]` uint8 in a `.npy` file read through a mem
   rounded to the uint8 grid like PIL's output). Not bit-identical to PIL: see `NATIVE_TOLERANCE`.
 
 Files live in `<cache dir>/decoded/<key>.npy` with a `<key>.json` sidecar (labels, class names, broken images,
-key inputs). The key hashes the source's fingerprint (its Arrow files or image files: path, size, mtime), split,
-subset (limit, seed) and storage kind and size. The array is written to a temporary file and renamed, then the
-sidecar is renamed into place: a cache is only ever seen complete. Images that cannot be decoded are counted
-at build time and stay `None` items, so `data.on_broken` skips or fails exactly as without the cache.
+key inputs, digests of the array and of the labels). The key hashes the source's fingerprint (its Arrow files
+or image files: path, size, mtime), split, subset (limit, seed) and storage kind and size. The array is written
+to a temporary file and renamed, then the sidecar is renamed into place: a cache is only ever seen complete.
+Images that cannot be decoded are counted at build time and stay `None` items, so `data.on_broken` skips or
+fails exactly as without the cache.
+
+The key says which source a cache was built from, not that its bytes are still what was built: a flipped block
+on disk or an edited sidecar would train on bad data. So the sidecar keeps a sha256 per 32 MiB block of the
+array (blocks hashed in parallel threads; hashlib frees the GIL) and one of the labels, and `verify_cache`
+checks both the first time a process reuses a cache: 0.3 s for 3,000 exact 224 px images (451 MB, in the
+page cache, one core), a read that also warms the page cache the first epoch reads from anyway.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import hashlib
 import json
 import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,7 +42,7 @@ from tgazsr_cli.data.dataset import HFImageDataset, decode_image
 from tgazsr_cli.data.loading import ImageClassificationData
 from tgazsr_cli.errors import UsageError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the sidecar holds digests (caches of version 1 have none, so they are rebuilt)
 MODES = ("off", "disk", "device")
 # native storage + device resize vs the PIL path, in [0, 1] units (tests/test_decoded_cache.py): at most one
 # uint8 level (PIL's fixed-point filter vs torch's float one, both rounded to uint8), about 20% of the values
@@ -215,17 +223,92 @@ def build_cache(data: ImageClassificationData, folder: Path, key: str, storage: 
         array.flush()
         del array
         _fsync(temporary)
+        digest = array_digest(temporary)  # read back from the page cache: cheap next to decoding
         os.replace(temporary, final)
         info = {"key": key, "format_version": FORMAT_VERSION, "num_images": len(dataset), "storage_size": size,
                 "labels": labels_of(dataset).tolist(), "classnames": list(data.classnames), "broken": broken,
-                "name": data.name, "split": data.split, "source": data.source}
+                "name": data.name, "split": data.split, "source": data.source, "array_digest": digest}
+        info["labels_digest"] = labels_digest(info)
         partial = sidecar.with_name(f".{sidecar.name}.{os.getpid()}.tmp")
         partial.write_text(json.dumps(info), encoding="utf-8")
         os.replace(partial, sidecar)
+        _VERIFIED.add(_identity(final, digest))  # just written from this process: no need to hash it again
         return info
     finally:
         for leftover in (temporary, sidecar.with_name(f".{sidecar.name}.{os.getpid()}.tmp")):
             leftover.unlink(missing_ok=True)
+
+
+# -- integrity ----------------------------------------------------------------------------------------
+DIGEST_BLOCK = 32 << 20  # bytes per array digest: blocks are hashed in parallel and a mismatch names one
+_READ_CHUNK = 4 << 20
+_VERIFIED: set[tuple[Any, ...]] = set()  # arrays checked by this process (path, inode, size, mtime, digests)
+
+
+def _block_digest(path: Path, start: int, length: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:  # one handle per thread: no shared file position
+        handle.seek(start)
+        while length > 0:
+            chunk = handle.read(min(_READ_CHUNK, length))
+            if not chunk:
+                break
+            digest.update(chunk)
+            length -= len(chunk)
+    return digest.hexdigest()[:32]
+
+
+def array_digest(path: Path, block: int | None = None) -> dict[str, Any]:
+    """sha256 of each `block` (default DIGEST_BLOCK) bytes of the file (the whole .npy, header included)."""
+    block = block or DIGEST_BLOCK
+    size = path.stat().st_size
+    starts = range(0, size, block) if size else range(1)
+    with ThreadPoolExecutor(max_workers=max(1, min(8, os.cpu_count() or 1, len(starts)))) as pool:
+        blocks = list(pool.map(lambda start: _block_digest(path, start, min(block, size - start)), starts))
+    return {"algorithm": "sha256", "block_bytes": block, "size": size, "blocks": blocks}
+
+
+def labels_digest(info: dict[str, Any]) -> str:
+    """sha256 of what the items' labels come from: labels, broken indices and class names."""
+    payload = [info.get("labels"), info.get("broken"), info.get("classnames")]
+    return hashlib.sha256(json.dumps(payload).encode()).hexdigest()[:32]
+
+
+def _identity(path: Path, expected: Any) -> tuple[Any, ...]:
+    info = os.stat(path)
+    return (str(path.resolve()), info.st_ino, info.st_size, info.st_mtime_ns, json.dumps(expected, sort_keys=True))
+
+
+def forget_verified() -> None:
+    """Check every cache again on its next reuse, as a new process would (tests, long-lived sessions)."""
+    _VERIFIED.clear()
+
+
+def verify_cache(folder: Path, key: str, info: dict[str, Any]) -> str | None:
+    """What does not match its digest ("its labels do not match their digest", ...), or None when all match.
+
+    The labels are checked every time (microseconds); the array once per process and file version.
+    """
+    if info.get("labels_digest") != labels_digest(info):
+        return "its labels do not match their digest"
+    expected = info.get("array_digest")
+    if not isinstance(expected, dict) or not isinstance(expected.get("block_bytes"), int) \
+            or expected["block_bytes"] <= 0:
+        return "its array has no digest"
+    path = folder / f"{key}.npy"
+    identity = _identity(path, expected)
+    if identity in _VERIFIED:
+        return None
+    actual = array_digest(path, expected["block_bytes"])
+    if actual["size"] != expected.get("size"):
+        return f"its array has {actual['size']} bytes, not {expected.get('size')}"
+    wanted = expected.get("blocks") or []
+    bad = [index for index, digest in enumerate(actual["blocks"]) if index >= len(wanted) or wanted[index] != digest]
+    if bad or len(wanted) != len(actual["blocks"]):
+        where = f"block {bad[0] + 1} of {len(actual['blocks'])}" if bad else "its block count"
+        return f"its array does not match its digest ({where})"
+    _VERIFIED.add(identity)
+    return None
 
 
 def read_sidecar(folder: Path, key: str) -> dict[str, Any] | None:

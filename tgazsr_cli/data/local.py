@@ -7,8 +7,9 @@ still yields the whole set.
 
 Finding: a copy is looked for as ``ROOT/<name>`` and under the folder names its downloads unpack to
 (`DatasetSpec.folder_names`, plus the hub repository's own name, e.g. ``tiny-imagenet-200``, ``wds_cifar10``,
-``101_ObjectCategories``). A folder found that way which holds the download folder itself
-(``ROOT/caltech101/101_ObjectCategories``, torchvision's ``ROOT/eurosat/2750``) is entered one level.
+``101_ObjectCategories``, torchvision's ``cifar-10-batches-py``). A folder found that way which holds the download
+folder itself (``ROOT/caltech101/101_ObjectCategories``, torchvision's ``ROOT/eurosat/2750``,
+``ROOT/cifar10/cifar-10-batches-py``, ``ROOT/dtd/dtd``) is entered one level.
 Folders that hold datasets rather than being one give a did-you-mean (`holds_datasets`).
 """
 
@@ -21,6 +22,7 @@ from tgazsr_cli.data.sources.base import OpenedSource, reader_for
 from tgazsr_cli.data.sources.folders import VAL_ANNOTATIONS, is_image_file
 from tgazsr_cli.data.sources.saved import SAVED_MARKERS
 from tgazsr_cli.data.sources.sun397 import is_sun397_root
+from tgazsr_cli.data.sources.torchvision_roots import is_torchvision_copy
 from tgazsr_cli.data.sources.webdataset import TAR_SUFFIX
 from tgazsr_cli.data.specs import ALL_SPLITS, LOCAL_LAYOUTS, DatasetSpec, get_dataset_spec, is_registered, list_datasets
 from tgazsr_cli.data.splits import canonical_split
@@ -142,11 +144,13 @@ def _holds_images(folder: Path) -> bool:
 
 def is_copy_itself(folder: Path) -> bool:
     """True when `folder` is one dataset by its own layout: saved-dataset markers, parquet or .tar files, split
-    folders (train/, test/ ...), Tiny-ImageNet's val annotations or the SUN397 archive."""
+    folders (train/, test/ ...), Tiny-ImageNet's val annotations, the SUN397 archive or a torchvision folder."""
     if not folder.is_dir():
         return True
     markers = (*SAVED_MARKERS, VAL_ANNOTATIONS)
     if any((folder / marker).is_file() for marker in markers) or is_sun397_root(folder):
+        return True
+    if is_torchvision_copy(folder):
         return True
     for entry in folder.iterdir():
         if entry.is_file() and entry.suffix.lower() in (".parquet", TAR_SUFFIX):

@@ -158,8 +158,11 @@ def skipped_lines(records: Sequence[Record]) -> list[str]:
     return [f"{model} on {dataset}: {n} undecodable image(s) skipped" for (model, dataset), n in counts.items() if n]
 
 
-def markdown_report(records: Sequence[Record]) -> str:
-    """Robust tables (one per attack), the clean table, the summary, the threat model and any warnings."""
+def markdown_report(records: Sequence[Record], partial: str | None = None) -> str:
+    """Robust tables (one per attack), the clean table, the summary, the threat model and any warnings; a
+    `partial` report (an interrupted run) says so first."""
+    if partial:
+        return f"**Partial results: {partial}; only the datasets finished are below.**\n\n" + markdown_report(records)
     counts = ", ".join(f"{d} n={n}" for d, n in {r["dataset"]: r["num_examples"] for r in records}.items())
     clean = markdown_table(records, None, "Clean accuracy (%)")
     names = attacked(records)
@@ -272,14 +275,20 @@ def save_figure(fig: Any, axis: Any, path: Path, legend: bool = True) -> Path:
     return path
 
 
-def write_reports(records: Sequence[Record], folder: Path) -> list[Path]:
-    """results.json (flat records), results.md, results.csv and tradeoff.png in `folder`."""
+def write_reports(records: Sequence[Record], folder: Path, partial: str | None = None) -> list[Path]:
+    """results.json (flat records), results.md, results.csv and tradeoff.png in `folder`.
+
+    `partial` (e.g. "interrupted after 2 of 5 datasets") marks the results of an interrupted run: a first line in
+    results.md and a "partial" key in every record; no plot, whose averages would pass for the whole run's.
+    """
     import json
 
     folder.mkdir(parents=True, exist_ok=True)
     written = [folder / "results.json", folder / "results.md", folder / "results.csv"]
-    written[0].write_text(json.dumps(list(records), indent=2))
-    written[1].write_text(markdown_report(records))
+    rows = [{**record, "partial": partial} for record in records] if partial else list(records)
+    written[0].write_text(json.dumps(rows, indent=2))
+    written[1].write_text(markdown_report(records, partial))
     written[2].write_text(csv_report(records))
-    written.append(tradeoff_plot(records, folder / "tradeoff.png"))
+    if not partial:
+        written.append(tradeoff_plot(records, folder / "tradeoff.png"))
     return written

@@ -11,6 +11,7 @@ Nothing here reads a checkpoint's metadata or merges a LoRA run's adapters: the 
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -170,11 +171,16 @@ def build_clip(spec: ModelSpec, *, load_weights: bool = True, layer_states: Laye
     `pretrained_layers` splits it), loaded in their place instead of the layer's file."""
     import open_clip
 
+    from tgazsr_cli.weights.hub import cache_only, unreachable_reason
+
     register_builtin_configs()
     # without weights the recorded config is enough: a checkpoint of an hf-hub model loads offline, uncached
     if spec.name.startswith(("local-dir:", "hf-hub:")) and load_weights:
+        # a hub that does not answer: its cached files resolve at once instead of each request timing out
+        unreachable = spec.name.startswith("hf-hub:") and unreachable_reason() is not None
         try:
-            return open_clip.create_model(spec.name, load_weights=load_weights)
+            with cache_only() if unreachable else contextlib.nullcontext():
+                return open_clip.create_model(spec.name, load_weights=load_weights)
         except (OSError, RuntimeError, ValueError) as exc:
             raise RuntimeFailure(f"could not load '{spec.name}': {exc}") from exc
     model_cls = open_clip.CustomTextCLIP if _needs_custom_text(spec.model_cfg) else open_clip.CLIP

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import secrets
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -87,10 +88,65 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+# `.{name}.{pid}.{8 hex}.tmp`: the pid says whose write it is, so a resume can tell a killed save's leftover from
+# a file another live process is still writing
+TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.[0-9a-f]{8}\.tmp$")
+
+
+def temp_sibling(path: Path) -> Path:
+    """The hidden name `atomic_write` writes `path` under before renaming it."""
+    return path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id runs on this host (a zombie or another user's process counts as alive)."""
+    if pid <= 0:
+        return False
+    if os.name == "nt":  # os.kill(pid, 0) would terminate it on Windows: assume it runs
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def stale_temp_files(directory: Path) -> list[Path]:
+    """Temporary files of `atomic_write` in `directory` whose writer is no longer running (a kill mid-save)."""
+    if not directory.is_dir():
+        return []
+    stale = []
+    for path in sorted(directory.iterdir()):
+        match = TEMP_NAME.match(path.name)
+        if match and path.is_file():
+            pid = int(match["pid"])
+            if pid != os.getpid() and not pid_alive(pid):
+                stale.append(path)
+    return stale
+
+
+def remove_stale_temp_files(directory: Path) -> list[Path]:
+    """Delete `stale_temp_files(directory)`; returns what was removed."""
+    removed = []
+    for path in stale_temp_files(directory):
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise RuntimeFailure(f"cannot remove the unfinished file {path}: {exc.strerror or exc}") from exc
+        removed.append(path)
+    return removed
+
+
 def atomic_write(path: Path, write: Callable[[Path], Any]) -> Path:
-    """Call `write(tmp)` for a hidden sibling, fsync it, rename it over `path`; no partial file survives."""
+    """Call `write(tmp)` for a hidden sibling, fsync it, rename it over `path`: never a partial file under `path`.
+
+    Errors and Ctrl-C remove the sibling; a kill leaves it, for `remove_stale_temp_files` to clear later."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    tmp = temp_sibling(path)
     try:
         write(tmp)
         os.chmod(tmp, FILE_MODE)  # writers may create 0600 files; results are shared like any other file

@@ -1,7 +1,8 @@
-"""Multi-process training and evaluation under torchrun (DistributedDataParallel).
+"""Multi-process training and evaluation under torchrun or srun (DistributedDataParallel).
 
 torchrun starts one process per GPU and sets RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and
-MASTER_PORT; `init_from_env` joins that process group (nccl on CUDA, gloo on CPU). Without those
+MASTER_PORT (srun's tasks get them from SLURM's variables: runtime.launch); `init_from_env` joins that
+process group (nccl on CUDA, gloo on CPU). Without those
 variables (or with WORLD_SIZE=1) every helper here is the identity, so single-process code paths
 stay exactly as they were.
 
@@ -24,13 +25,15 @@ import torch.distributed as dist
 from torch import nn
 
 from tgazsr_cli.errors import RuntimeFailure, TgazsrError, UsageError
+from tgazsr_cli.runtime.launch import adopt_slurm_env
 
 T = TypeVar("T")
 
 
 # -- who am I ----------------------------------------------------------------------------------
 def launched_distributed() -> bool:
-    """True when torchrun (or an equivalent launcher) asked for more than one process."""
+    """True when torchrun, or srun (runtime.launch), asked for more than one process."""
+    adopt_slurm_env()
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 

@@ -10,106 +10,53 @@ DistributedDataParallel (see `distributed`); rank 0 alone writes the run directo
 from __future__ import annotations
 
 import json
-import random
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import torch
 
 from tgazsr_cli.checkpoints import checkpoint as ckpt
 from tgazsr_cli.checkpoints.loading import load_pretrained_classifier
-from tgazsr_cli.checkpoints.metadata import CheckpointMetadata
+from tgazsr_cli.checkpoints.metadata import CheckpointMetadata, read_metadata
 from tgazsr_cli.checkpoints.rng import capture_rng_state, restore_rng_state
 from tgazsr_cli.checkpoints.run_dir import (
     CHECKPOINT_DIR,
     FINAL_NAME,
+    METRICS_FILE,
+    RECIPE_FILE,
     checkpoint_name,
+    hold_run_lock,
     latest_checkpoint,
     prepare_run_dir,
     rotate_checkpoints,
+    trim_metrics,
 )
 from tgazsr_cli.config import Recipe
-from tgazsr_cli.data import ImageClassificationData, collate_skip_broken, load_image_dataset
+from tgazsr_cli.data import ImageClassificationData, collate_skip_broken
 from tgazsr_cli.data.cached import apply_decoded_cache
-from tgazsr_cli.data.combined import is_combined, load_combined
 from tgazsr_cli.errors import RuntimeFailure, UsageError
 from tgazsr_cli.methods import TrainingMethod, build_method
 from tgazsr_cli.models.classifier import ClipClassifier
 from tgazsr_cli.models.lora import merged_clip_state, select_trainable
 from tgazsr_cli.runtime import distributed as dist
+from tgazsr_cli.runtime.atomic import remove_stale_temp_files
 from tgazsr_cli.runtime.device import pick_device
 from tgazsr_cli.runtime.progress import Progress, SilentProgress
+from tgazsr_cli.runtime.signals import StopRequest, stop_on_signals
+from tgazsr_cli.training.outcomes import TrainingInterrupted, TrainingPreempted, TrainResult
 from tgazsr_cli.training.schedule import learning_rate
+from tgazsr_cli.training.setup import epoch_batches, load_training_data, make_optimizer, seed_everything
 from tgazsr_cli.training.step_stats import (
     LOSS,
     Snapshot,
     StepStats,
-    fused_supported,
     grads_finite,
     keep_fused,
     masked_step,
 )
 from tgazsr_cli.weights.state_dict import check_compatible
-
-
-class TrainingInterrupted(Exception):
-    """Ctrl-C during training, after a resumable checkpoint was written."""
-
-    def __init__(self, checkpoint: Path) -> None:
-        super().__init__(f"interrupted; resumable checkpoint at {checkpoint}")
-        self.checkpoint = checkpoint
-
-
-@dataclass
-class TrainResult:
-    run_dir: Path
-    final_checkpoint: Path
-    steps: int
-    last_parts: dict[str, float]
-    skipped_steps: int
-    skipped_images: int
-    seconds: float
-
-
-def seed_everything(seed: int, deterministic: bool) -> None:
-    random.seed(seed)
-    torch.manual_seed(seed)
-    try:
-        import numpy as np
-
-        np.random.seed(seed % 2**32)
-    except ImportError:  # numpy is optional at run time
-        pass
-    if deterministic:
-        torch.use_deterministic_algorithms(True, warn_only=True)
-        torch.backends.cudnn.benchmark = False
-
-
-def epoch_batches(num_examples: int, batch_size: int, seed: int, epoch: int) -> list[list[int]]:
-    """The shuffled batches of one epoch, a pure function of (seed, epoch); the last partial batch is dropped."""
-    generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
-    order = torch.randperm(num_examples, generator=generator).tolist()
-    return [order[i : i + batch_size] for i in range(0, num_examples - batch_size + 1, batch_size)]
-
-
-def make_optimizer(params: list[torch.nn.Parameter], recipe: Recipe) -> torch.optim.Optimizer:
-    optim = recipe.optim
-
-    def build(fused: bool | None) -> torch.optim.Optimizer:
-        if optim.name == "sgd":
-            return torch.optim.SGD(params, lr=optim.lr, momentum=optim.momentum, weight_decay=optim.weight_decay,
-                                   fused=fused)
-        return torch.optim.AdamW(params, lr=optim.lr, weight_decay=optim.weight_decay, fused=fused)
-
-    if fused_supported(params):
-        try:
-            return build(True)  # fused kernels can skip a non-finite step without a sync (step_stats.py)
-        except (RuntimeError, TypeError, ValueError):  # an older torch without fused kernels for this device
-            pass
-    return build(None)
 
 
 class Trainer:
@@ -304,65 +251,62 @@ class Trainer:
         """Rank 0 only: check or create the run directory; the checkpoint to resume from."""
         prepare_run_dir(self.run_dir, resume)
         if not resume:
-            (self.run_dir / "recipe.yaml").write_text(self.recipe.to_yaml())
+            (self.run_dir / RECIPE_FILE).write_text(self.recipe.to_yaml())
             return None
+        # a save killed mid-write left its hidden temporary file; the lock says no other trainer writes here
+        removed = [*remove_stale_temp_files(self.run_dir / CHECKPOINT_DIR), *remove_stale_temp_files(self.run_dir)]
+        if removed:
+            self.progress.log(f"removed {len(removed)} unfinished file(s) of a save that was killed: "
+                              + ", ".join(path.name for path in removed))
         latest = latest_checkpoint(self.run_dir / CHECKPOINT_DIR)
         if latest is None:
-            raise UsageError(f"nothing to resume: no valid checkpoint in {self.run_dir / CHECKPOINT_DIR}")
+            if not (self.run_dir / RECIPE_FILE).is_file():
+                raise UsageError(f"nothing to resume: no valid checkpoint in {self.run_dir / CHECKPOINT_DIR}")
+            # stopped before its first checkpoint (e.g. preempted while loading): the saved recipe is the run
+            self.progress.log(f"no checkpoint in {self.run_dir} yet: starting its recipe from step 0")
         return latest
 
     def run(self, resume: bool = False) -> TrainResult:
+        """Train into the run directory (resuming from its last checkpoint), holding its lock (rank 0)."""
+        with hold_run_lock(self.run_dir, main=dist.is_main_process(), log=self.progress.log):
+            return self.run_locked(resume)
+
+    def run_locked(self, resume: bool) -> TrainResult:
         latest = dist.run_on_main(lambda: self.start_run_dir(resume))
         if latest is not None:
             # every rank reads the same file (the run directory must be on a shared filesystem)
             self.restore(latest)
             self.progress.log(f"resumed from {latest} at step {self.step}")
+        if resume and dist.is_main_process():  # the steps after the checkpoint are trained and logged again
+            dropped = trim_metrics(self.run_dir, self.step)
+            if dropped:
+                self.progress.log(f"{METRICS_FILE}: dropped {dropped} line(s) after step {self.step}, "
+                                  "which this run logs again")
         started = time.monotonic()
         parts: dict[str, float] = {}
-        metrics = (self.run_dir / "metrics.jsonl").open("a", encoding="utf-8") if dist.is_main_process() else None
+        metrics = (self.run_dir / METRICS_FILE).open("a", encoding="utf-8") if dist.is_main_process() else None
         task = self.progress.task(f"train {self.recipe.method}", self.total_steps, completed=self.step)
         self.model.train()
         # the RNG as the last finished step left it: Ctrl-C lands mid-step, after the attack has drawn its noise
-        rng_after_step = capture_rng_state()
+        self.rng_after_step = capture_rng_state()
         try:
-            for images, labels, dropped in self.loader(self.step):
-                if self.step >= self.total_steps:
-                    break
-                # global counts, and one decision for all ranks (the identity in one process)
-                dropped, empty = dist.all_reduce_sum([dropped, int(labels.numel() == 0)])
-                self.skipped_images += dropped
-                if dropped and self.recipe.data.on_broken == "fail":
-                    raise RuntimeFailure(f"{dropped} training image(s) could not be decoded (step {self.step + 1}); "
-                                         "checkpoints so far are intact; data.on_broken=skip skips and counts them")
-                if empty:
-                    continue
-                non_blocking = self.device.type == "cuda"  # pinned batches: the copy does not wait either
-                images = images.to(self.device, non_blocking=non_blocking)
-                if self.batch_transform is not None:
-                    images = self.batch_transform(images)
-                self.train_step(images, labels.to(self.device, non_blocking=non_blocking))
-                self.step += 1
-                rng_after_step = capture_rng_state()
-                logging = self.step % self.recipe.train.log_every == 0 or self.step == self.total_steps
-                saving = self.step % self.recipe.train.save_every == 0 and self.step < self.total_steps
-                if logging or saving:  # the interval's one sync; a bad step stops the run here, before any save
-                    snapshot = self.check_stats()
-                    parts = {**(snapshot.parts or parts), "lr": self.current_lr()}
-                if metrics and logging:
-                    metrics.write(json.dumps({"step": self.step, **parts}) + "\n")
-                    metrics.flush()
-                task.advance(1, **{k: v for k, v in parts.items() if k in ("total", "ce", "lr")})
-                if saving:
-                    self.save()
+            with stop_on_signals() as stop:
+                parts = self.train_until_done_or_stopped(metrics, task, stop, parts)
         except KeyboardInterrupt:
             task.close()
             if metrics:
                 metrics.close()
-            # a bad step since the last check stops the run as it would have (no collective: see below)
-            if self.stats.pending:
-                self.check_stats(across_ranks=False)
-            # no barrier: the other ranks may be interrupted too, or stuck in a collective
-            raise TrainingInterrupted(self.save(sync=False, rng_state=rng_after_step)) from None
+            try:
+                # a bad step since the last check stops the run as it would have (no collective: see below)
+                if self.stats.pending:
+                    self.check_stats(across_ranks=False)
+                # no barrier: the other ranks may be interrupted too, or stuck in a collective
+                saved = self.save(sync=False, rng_state=self.rng_after_step)
+            except KeyboardInterrupt:  # a second Ctrl-C: the atomic save leaves the previous checkpoint whole
+                kept = latest_checkpoint(self.run_dir / CHECKPOINT_DIR)
+                step = read_metadata(kept).step if kept is not None else None
+                raise TrainingInterrupted(kept, step=step, saved=False) from None
+            raise TrainingInterrupted(saved, step=self.step) from None
         task.close()
         if metrics:
             metrics.close()
@@ -373,6 +317,55 @@ class Trainer:
         return TrainResult(self.run_dir, final, self.step, parts, self.skipped_steps, self.skipped_images,
                            time.monotonic() - started)
 
+    def train_until_done_or_stopped(self, metrics: TextIO | None, task: Any, stop: StopRequest,
+                                    parts: dict[str, float]) -> dict[str, float]:
+        """The steps from `self.step` to the last, or to a stop signal (SIGTERM, SIGUSR1): then the step in flight
+        is finished, every rank stops at the same step and a resumable checkpoint is written. The last loss parts."""
+        for images, labels, dropped in self.loader(self.step):
+            if self.step >= self.total_steps:
+                break
+            # global counts, and one decision for all ranks (the identity in one process)
+            dropped, empty = dist.all_reduce_sum([dropped, int(labels.numel() == 0)])
+            self.skipped_images += dropped
+            if dropped and self.recipe.data.on_broken == "fail":
+                raise RuntimeFailure(f"{dropped} training image(s) could not be decoded (step {self.step + 1}); "
+                                     "checkpoints so far are intact; data.on_broken=skip skips and counts them")
+            if empty:
+                continue
+            non_blocking = self.device.type == "cuda"  # pinned batches: the copy does not wait either
+            images = images.to(self.device, non_blocking=non_blocking)
+            if self.batch_transform is not None:
+                images = self.batch_transform(images)
+            self.train_step(images, labels.to(self.device, non_blocking=non_blocking))
+            self.step += 1
+            self.rng_after_step = capture_rng_state()
+            logging = self.step % self.recipe.train.log_every == 0 or self.step == self.total_steps
+            saving = self.step % self.recipe.train.save_every == 0 and self.step < self.total_steps
+            if logging or saving:  # the interval's one sync; a bad step stops the run here, before any save
+                snapshot = self.check_stats()
+                parts = {**(snapshot.parts or parts), "lr": self.current_lr()}
+            if metrics and logging:
+                metrics.write(json.dumps({"step": self.step, **parts}) + "\n")
+                metrics.flush()
+            task.advance(1, **{k: v for k, v in parts.items() if k in ("total", "ce", "lr")})
+            checkpoint = self.save() if saving else None
+            if self.step < self.total_steps and self.stop_agreed(stop, logging or saving):
+                task.close()
+                if metrics:
+                    metrics.close()
+                if self.stats.pending:
+                    self.check_stats()
+                checkpoint = checkpoint or self.save()
+                raise TrainingPreempted(checkpoint, step=self.step, signal_name=stop.signal_name or "SIGTERM")
+        return parts
+
+    def stop_agreed(self, stop: StopRequest, at_sync: bool) -> bool:
+        """Whether to stop after this step. One process decides at once; under torchrun the ranks agree at the
+        interval's sync (the same steps on every rank), so that all of them stop at one step."""
+        if not dist.is_distributed():
+            return stop.requested
+        return at_sync and dist.all_reduce_sum([int(stop.requested)])[0] > 0
+
     def write_final(self) -> Path:
         """A model-only checkpoint (no optimiser state) for eval, attack and export (rank 0 writes it)."""
         path = self.run_dir / FINAL_NAME
@@ -381,13 +374,3 @@ class Trainer:
                                         metadata=self.metadata("model"))
         dist.barrier()
         return path
-
-
-def load_training_data(recipe: Recipe, image_size: int) -> ImageClassificationData:
-    """The recipe's training split; `a+b+c` trains on several datasets at once."""
-    settings = recipe.data
-    kwargs = {"split": settings.split, "image_size": image_size, "data_dir": settings.data_dir,
-              "limit": settings.limit, "seed": recipe.train.seed}
-    if is_combined(settings.dataset):
-        return load_combined(settings.dataset, load_image_dataset, **kwargs)
-    return load_image_dataset(settings.dataset, **kwargs)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -25,11 +26,14 @@ class AttackSummary:
 
 
 MIN_PNG_SIDE = 224  # small images (28x28 MNIST-like) are enlarged so that a viewer shows their pixels
+LEGEND_HEIGHT = 48  # the strip under a difference image: a black-to-white ramp and what its ends mean
+RAMP_HEIGHT = 10
+LEGEND_TEXT = (200, 200, 200)  # light grey: readable on the black strip, never mistaken for the ramp's white
 
 
-def save_png(image: torch.Tensor, path: Path) -> None:
-    """A [0, 1] CHW image as a PNG, enlarged by a whole factor (nearest neighbour: every pixel stays a square
-    of one value) until its short side is at least MIN_PNG_SIDE. The tensor file keeps the exact values."""
+def enlarged(image: torch.Tensor) -> Any:
+    """A [0, 1] CHW image as a PIL picture, enlarged by a whole factor (nearest neighbour: every pixel stays a
+    square of one value) until its short side is at least MIN_PNG_SIDE."""
     from PIL import Image
 
     array = (image.clamp(0, 1).permute(1, 2, 0) * 255).round().to(torch.uint8).cpu().numpy()
@@ -37,17 +41,61 @@ def save_png(image: torch.Tensor, path: Path) -> None:
     factor = -(-MIN_PNG_SIDE // min(picture.size))  # ceil
     if factor > 1:
         picture = picture.resize((picture.width * factor, picture.height * factor), Image.Resampling.NEAREST)
-    picture.save(path)
+    return picture
+
+
+def save_png(image: torch.Tensor, path: Path) -> None:
+    """A [0, 1] CHW image as an enlarged PNG (`enlarged`); the tensor file keeps the exact values."""
+    enlarged(image).save(path)
+
+
+def difference_caption(peak: float) -> str:
+    """What the difference picture shows; `peak` is the largest change in [0, 1] units."""
+    if peak <= 0:
+        return "|adversarial - clean| per channel: no pixel changed (all black)"
+    return (f"|adversarial - clean| per channel, stretched: black is no change, white the largest change "
+            f"({peak * 255:.3g}/255)")
+
+
+def with_legend(picture: Any, peak: float) -> Any:
+    """`picture` above a strip with a black-to-white ramp labelled 0 and the largest change, and a caption
+    saying that white is the largest change: without it, a stretched picture reads as a large perturbation."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    canvas = Image.new("RGB", (picture.width, picture.height + LEGEND_HEIGHT))
+    canvas.paste(picture, (0, 0))
+    draw = ImageDraw.Draw(canvas)
+    left, right, top = 8, picture.width - 9, picture.height + 5
+    for x in range(left, right + 1):
+        level = round(255 * (x - left) / (right - left))
+        draw.line([(x, top), (x, top + RAMP_HEIGHT - 1)], fill=(level, level, level))
+    draw.rectangle([left - 1, top - 1, right + 1, top + RAMP_HEIGHT], outline=(110, 110, 110))
+    try:
+        font: Any = ImageFont.load_default(size=11)
+    except (TypeError, ImportError, OSError):  # a Pillow without FreeType: its small bitmap font
+        font = ImageFont.load_default()
+    labels = top + RAMP_HEIGHT + 2
+    draw.text((left, labels), "0", fill=LEGEND_TEXT, font=font)
+    draw.text((right, labels), f"{peak * 255:.3g}/255", fill=LEGEND_TEXT, font=font, anchor="ra")
+    meaning = "white: the largest change" if peak > 0 else "no pixel changed"
+    draw.text((picture.width // 2, labels + 14), meaning, fill=LEGEND_TEXT, font=font, anchor="ma")
+    return canvas
 
 
 def save_example_pngs(clean: torch.Tensor, adversarial: torch.Tensor, out_dir: Path, index: int) -> None:
     """NNNN-clean.png, NNNN-adversarial.png and NNNN-difference.png: |adversarial - clean| per channel,
-    stretched so that the largest change is full white (an eps of 1/255 is invisible otherwise)."""
+    stretched so that the largest change is full white (an eps of 1/255 is invisible otherwise), above a legend
+    strip saying so; the PNG's Description text holds the same caption."""
+    from PIL.PngImagePlugin import PngInfo
+
     save_png(clean, out_dir / f"{index:04d}-clean.png")
     save_png(adversarial, out_dir / f"{index:04d}-adversarial.png")
     difference = (adversarial - clean).abs()
     peak = float(difference.max())
-    save_png(difference / peak if peak > 0 else difference, out_dir / f"{index:04d}-difference.png")
+    info = PngInfo()
+    info.add_text("Description", difference_caption(peak))
+    picture = with_legend(enlarged(difference / peak if peak > 0 else difference), peak)
+    picture.save(out_dir / f"{index:04d}-difference.png", pnginfo=info)
 
 
 def attack_and_save(

@@ -8,11 +8,13 @@ and RNG state, and merging a LoRA run's adapters, is the job of the checkpoints 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tgazsr_cli.errors import RuntimeFailure, UsageError
 from tgazsr_cli.runtime.atomic import read_header, read_tensors
+from tgazsr_cli.runtime.digest import verify_digests
 
 if TYPE_CHECKING:
     import torch
@@ -82,10 +84,15 @@ def is_checkpoint_file(path: Path | str) -> bool:
 def checkpoint_model_state(path: Path | str) -> dict[str, torch.Tensor]:
     """The model tensors of a tgazsr checkpoint, keys without MODEL_PREFIX (LoRA adapters, if any, unmerged)."""
     path = Path(path)
-    state = {k.removeprefix(MODEL_PREFIX): v for k, v in read_tensors(path).items() if k.startswith(MODEL_PREFIX)}
-    if not state:
+    tensors = {k: v for k, v in read_tensors(path).items() if k.startswith(MODEL_PREFIX)}
+    if not tensors:
         raise UsageError(f"'{path}' holds no model weights")
-    return state
+    try:
+        digests = json.loads(read_header(path).get(CHECKPOINT_KEY, "{}")).get("digests") or {}
+    except (ValueError, AttributeError):
+        digests = {}  # an unreadable document is the checkpoint reader's error to report, not this one's
+    verify_digests(path, tensors, {k: v for k, v in digests.items() if k.startswith(MODEL_PREFIX)})
+    return {k.removeprefix(MODEL_PREFIX): v for k, v in tensors.items()}
 
 
 def load_foreign_state_dict(path: Path | str) -> dict[str, torch.Tensor]:

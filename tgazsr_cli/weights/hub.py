@@ -1,22 +1,28 @@
 """Files of pretrained tags and `hf-hub:` models: from the local cache first, the hub only when it answers.
 
-huggingface_hub retries a failing request five times with back-off (about 30 s per file, a warning line per
+huggingface_hub retries a failing request five times with back-off (about 23 s per file, a warning line per
 try), and open_clip asks for two file names per tag. So: a cached file is used without any request; offline
-mode (`HF_HUB_OFFLINE=1`) never touches the network; otherwise one short request says whether the hub answers
-before any download starts. Each failure is one line that says how to pass local weights instead.
+mode (`HF_HUB_OFFLINE=1`) never touches the network; otherwise one short request (2 s at most) says whether the
+hub answers before any download starts, and its answer is kept for the process, so that weights, configs and
+datasets (data/sources/hub.py) ask once between them. Each failure is one line that says how to pass local
+weights instead.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from tgazsr_cli.errors import RuntimeFailure
 
-PROBE_TIMEOUT_S = 3.0
+PROBE_TIMEOUT_S = 2.0
 _TRUE = {"1", "ON", "YES", "TRUE"}
+_PROBED: dict[str, str | None] = {}  # scheme://host -> why it did not answer (None: it did), once per process
 
 
 def hub_offline() -> bool:
@@ -33,13 +39,40 @@ def unreachable_reason(url: str | None = None) -> str | None:
     from huggingface_hub import constants
     from huggingface_hub.utils import get_session
 
-    target = url or constants.ENDPOINT
-    parts = urlsplit(target)
-    try:  # any HTTP answer, even an error status, means the host is there; the session honours proxies
-        get_session().head(f"{parts.scheme}://{parts.netloc}/", timeout=PROBE_TIMEOUT_S)
-    except Exception as exc:  # connection, DNS, proxy and timeout errors all mean "not reachable"
-        return f"{parts.netloc} is not reachable ({type(exc).__name__})"
-    return None
+    parts = urlsplit(url or constants.ENDPOINT)
+    host = f"{parts.scheme}://{parts.netloc}"
+    if host not in _PROBED:
+        try:  # any HTTP answer, even an error status, means the host is there; the session honours proxies
+            get_session().head(f"{host}/", timeout=PROBE_TIMEOUT_S)
+        except Exception as exc:  # connection, DNS, proxy and timeout errors all mean "not reachable"
+            _PROBED[host] = f"{parts.netloc} is not reachable ({type(exc).__name__})"
+        else:
+            _PROBED[host] = None
+    return _PROBED[host]
+
+
+def forget_probes() -> None:
+    """Probe each host again on its next use (tests; a long-lived process whose network came back)."""
+    _PROBED.clear()
+
+
+@contextmanager
+def cache_only() -> Iterator[None]:
+    """huggingface_hub offline and quiet within the block: cached files resolve, any request fails at once.
+
+    For a hub found unreachable: its requests would each retry five times with a warning line per try.
+    """
+    from huggingface_hub import constants
+
+    hub_logger = logging.getLogger("huggingface_hub")
+    offline, level = constants.HF_HUB_OFFLINE, hub_logger.level
+    constants.HF_HUB_OFFLINE = True
+    hub_logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        constants.HF_HUB_OFFLINE = offline
+        hub_logger.setLevel(level)
 
 
 def _cached(repo_id: str, filenames: list[str], revision: str | None = None) -> str | None:

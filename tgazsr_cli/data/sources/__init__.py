@@ -1,7 +1,8 @@
 """Readers of the places data comes from: the hub, and one module per on-disk layout, each registering itself.
 
-Layouts: `builtin` (a shipped folder), `saved` (`save_to_disk`), `parquet`, `webdataset` (`.tar` shards),
-`sun397` (the SUN397 archive), `folders` (image folders, incl. the original Tiny-ImageNet download). `hub` is
+Layouts: `builtin` (a shipped folder), `saved` (`save_to_disk`), `torchvision` (torchvision's download folders:
+`cifar-10-batches-py`, `stl10_binary`, ...), `parquet`, `webdataset` (`.tar` shards), `sun397` (the SUN397
+archive), `folders` (image folders, incl. the original Tiny-ImageNet download). `hub` is
 the one source that is not a folder on disk, so it registers no reader. The registry lives in `base.py`.
 """
 
