@@ -65,3 +65,10 @@ def test_eval_of_a_rotten_checkpoint_is_one_line(tmp_path: Path, capsys: pytest.
     assert main(["eval", "-c", str(final), "--limit", "8", "--eps", "0"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"'{final}' is corrupt: tensor 'model.visual.proj' differs" in err[0]
+
+
+def test_no_verify_skips_the_check(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["train", "--recipe", "tiny", "--max-steps", "1", "-o", str(tmp_path / "run")]) == 0
+    final = tmp_path / "run" / "final.safetensors"
+    flip_byte_of(final, "model.visual.proj")
+    assert main(["eval", "-c", str(final), "--limit", "8", "--eps", "0", "--no-verify"]) == 0

@@ -48,6 +48,7 @@ def place(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     Image.new("RGB", (32, 32)).save("picture.png")
     Path("weights.safetensors").write_bytes(b"not read")
     Path("a-file").write_text("")
+    Image.new("RGB", (8, 8)).save("earlier.png")  # a panel drawn before: kept unless --force
     Path("folder.png").mkdir()
     Path("locked").mkdir()
     real_access = os.access
@@ -80,6 +81,7 @@ VISUALIZE = ["visualize-attention", "picture.png", *TINY, "--classes", "a,b"]
     ([*VISUALIZE, "-o", "locked/panel.png"], "is not writable"),
     ([*VISUALIZE, "-o", "a-file/panel.png"], "is not a folder"),
     ([*VISUALIZE, "-o", "folder.png"], "is a folder"),
+    ([*VISUALIZE, "-o", "earlier.png"], "exists; pass --force to overwrite it"),
     (["visualize-attention", "missing.png", *TINY, "--classes", "a,b"], "does not exist"),
 ])
 def test_visualize_attention(args: list[str], message: str, place: Path, loads: list[str],

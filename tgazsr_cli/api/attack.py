@@ -28,6 +28,7 @@ class AttackRequest:
     device: str = "auto"
     output: Path = Path("adversarial")
     force: bool = False
+    verify: bool = True  # check each checkpoint tensor against the digest written with it (runtime/digest.py)
     threads: int = 0  # torch's CPU threads on a CPU run; 0: OMP_NUM_THREADS, else automatic (runtime/threads.py)
 
 
@@ -84,7 +85,7 @@ def run_attack(request: AttackRequest) -> AttackResult:
 
     device = pick_device(request.device)
     loaded = load_model(checkpoint=request.checkpoint, model=request.model, pretrained=request.pretrained,
-                        device=device)
+                        device=device, verify=request.verify)
     data = load_image_dataset(request.dataset, split=request.split, image_size=loaded.classifier.image_size,
                               data_dir=request.data_dir)
     indices = spread_indices(data.labels(), request.num_examples, request.threat.seed)

@@ -46,6 +46,7 @@ class EvalRequest:
     text_cache: str = "auto"  # a folder, "auto" ($TGAZSR_CACHE or ~/.cache/tgazsr) or "off"
     output: Path | None = None
     force: bool = False
+    verify: bool = True  # check each checkpoint tensor against the digest written with it (runtime/digest.py)
 
 
 @dataclass
@@ -157,7 +158,7 @@ def load_models(request: EvalRequest, device: Any) -> list[Any]:
     then the checkpoints, in the order given."""
     from tgazsr_cli.checkpoints.loading import load_model, original_model
 
-    loaded = [load_model(checkpoint=path, device=device) for path in request.checkpoints]
+    loaded = [load_model(checkpoint=path, device=device, verify=request.verify) for path in request.checkpoints]
     if request.model:
         loaded.insert(0, load_model(model=request.model, pretrained=request.pretrained, device=device))
     if request.original:

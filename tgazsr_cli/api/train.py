@@ -74,6 +74,8 @@ def check_dataset_name(source: str) -> None:
                        or source.lower().endswith(".parquet") or os.path.exists(source))
     if not looks_like_path:
         raise UsageError(f"{unknown_name('dataset', source, list_datasets())}; or give a local path or hf:ORG/NAME")
+    if not os.path.exists(os.path.expanduser(source)):
+        raise UsageError(f"dataset path {source} does not exist")
 
 
 def check_not_in_data(run_dir: Path, recipe: Recipe) -> None:
@@ -90,7 +92,8 @@ def run_training(plan: TrainPlan, progress: Progress | None = None) -> Any:
 
     Under torchrun every rank joins the process group and uses rank 0's run directory; rank 0 alone writes it.
     A CPU run sets torch's threads first (runtime/threads.py); `progress` says how many as the first step starts.
-    Ctrl-C raises trainer.TrainingInterrupted after a resumable checkpoint was written.
+    Ctrl-C raises training.outcomes.TrainingInterrupted (a resumable checkpoint of the step was written, unless a
+    second Ctrl-C cut that save short); SIGTERM / SIGUSR1 raise TrainingPreempted after finishing the step.
     """
     from tgazsr_cli.runtime import distributed
     from tgazsr_cli.runtime.device import pick_device

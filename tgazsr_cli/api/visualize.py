@@ -38,6 +38,8 @@ class VisualizeRequest:
     attention_norm: str = "token-axis"
     device: str = "auto"
     output: Path = Path("attention.png")
+    force: bool = False  # overwrite an existing output file
+    verify: bool = True  # check each checkpoint tensor against the digest written with it (runtime/digest.py)
     threads: int = 0  # torch's CPU threads on a CPU run; 0: OMP_NUM_THREADS, else automatic (runtime/threads.py)
 
 
@@ -80,6 +82,8 @@ def check_picture_output(request: VisualizeRequest) -> None:
     if output.suffix.lower() not in PICTURE_SUFFIXES:
         raise UsageError(f"output '{output}' must be a picture file ending in {', '.join(PICTURE_SUFFIXES)}")
     check_output_file(output, {"input image": request.image, "checkpoint": request.checkpoint})
+    if output.exists() and not request.force:
+        raise UsageError(f"output '{output}' exists; pass --force to overwrite it")
 
 
 def load_rows_models(request: VisualizeRequest, device: Any) -> list[Any]:
@@ -88,7 +92,7 @@ def load_rows_models(request: VisualizeRequest, device: Any) -> list[Any]:
 
     if request.checkpoint is None:
         return [load_model(model=request.model, pretrained=request.pretrained, device=device)]
-    tuned = load_model(checkpoint=request.checkpoint, device=device)
+    tuned = load_model(checkpoint=request.checkpoint, device=device, verify=request.verify)
     tuned.label = f"fine-tuned ({tuned.label})"
     base = load_model(model=request.model, pretrained=request.pretrained, device=device) if request.model \
         else original_model(tuned, device)

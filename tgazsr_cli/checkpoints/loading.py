@@ -99,10 +99,12 @@ def load_model(
     pretrained: str | None = None,
     device: torch.device | str = "cpu",
     logit_scale: float = 100.0,
+    verify: bool = True,
 ) -> LoadedModel:
-    """A tgazsr checkpoint or run directory, else an open_clip model name with a pretrained tag or file."""
+    """A tgazsr checkpoint or run directory, else an open_clip model name with a pretrained tag or file.
+    `verify=False` skips checking a checkpoint's tensors against their digests (huge files, trusted copies)."""
     if checkpoint:
-        return load_tgazsr_checkpoint(checkpoint_in(Path(checkpoint).expanduser()), device)
+        return load_tgazsr_checkpoint(checkpoint_in(Path(checkpoint).expanduser()), device, verify=verify)
     if not model and pretrained and pretrained.startswith(HUB_PREFIX):
         model, pretrained = pretrained, None  # a hub repository names its architecture too (open_clip_config.json)
     if not model:

@@ -33,6 +33,7 @@ def attack(
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder for PNGs, tensors, predictions.")
                       ] = Path("adversarial"),
     force: opt.Force = False,
+    no_verify: opt.NoVerify = False,
 ) -> None:
     """Attack examples of a dataset and write them as PNGs, one safetensors file and predictions.json."""
     from tgazsr_cli.api.attack import AttackRequest, run_attack
@@ -43,7 +44,7 @@ def attack(
     request = AttackRequest(
         dataset=dataset, checkpoint=checkpoint, model=model, pretrained=pretrained, data_dir=data_dir,
         split=split, attack=attack_name, threat=threat, num_examples=num_examples, device=device,
-        output=output, force=force, threads=threads or 0)
+        output=output, force=force, verify=not no_verify, threads=threads or 0)
     result = run_attack(request)
     summary, n = result.summary, result.summary.num_examples
     for notice in result.notices:

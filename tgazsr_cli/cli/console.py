@@ -18,8 +18,22 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-console = Console(stderr=True, highlight=False, soft_wrap=True)
-stdout = Console(highlight=False, soft_wrap=True)
+
+def printable(text: str) -> str:
+    """A file name whose bytes are not UTF-8 (POSIX allows them; Python keeps them as surrogates) shown with
+    \\xff escapes: a strict stream would otherwise raise UnicodeEncodeError in place of the message."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+class Terminal(Console):
+    """Rich's console whose printed strings are always encodable (see `printable`)."""
+
+    def print(self, *objects: Any, **kwargs: Any) -> None:
+        super().print(*(printable(o) if isinstance(o, str) else o for o in objects), **kwargs)
+
+
+console = Terminal(stderr=True, highlight=False, soft_wrap=True)
+stdout = Terminal(highlight=False, soft_wrap=True)
 
 
 class RichTask:

@@ -53,6 +53,7 @@ def evaluate(
     output: Annotated[Path | None, typer.Option(
         "--output", "-o", help="Write results.json, results.md, results.csv and tradeoff.png here.")] = None,
     force: opt.Force = False,
+    no_verify: opt.NoVerify = False,
     as_json: Annotated[bool, opt.flag("--json", help="Print the result records as JSON on stdout.")] = False,
 ) -> None:
     """Zero-shot clean and adversarial accuracy of checkpoints or open_clip models on one or more datasets.
@@ -68,7 +69,7 @@ def evaluate(
         datasets=split_names(datasets), attacks=split_names(attack), suites=split_names(suite),
         recipe=recipe, settings={k: v for k, v in given.items() if v is not None}, restarts=restarts,
         sanity=sanity, workers=workers, on_broken=on_broken, device=device, text_cache=text_cache,
-        output=output, force=force)
+        output=output, force=force, verify=not no_verify)
     check_request(request)  # usage errors before torch is imported
 
     from tgazsr_cli.api.evaluate import EvaluationInterrupted, run_evaluation

@@ -36,6 +36,8 @@ Pretrained = Annotated[str | None, typer.Option(
 DataDir = Annotated[str | None, typer.Option(
     help="Local copy of the dataset (folder, parquet, save_to_disk, tar shards).")]
 Force = Annotated[bool, flag("--force", help="Replace the results already in the output folder.")]
+NoVerify = Annotated[bool, flag("--no-verify", help="Skip checking checkpoint tensors against their digests "
+                                "(saves about a tenth of the load time of a large checkpoint).")]
 # torch's CPU threads (runtime/threads.py); None: not given, so a recipe's value or the automatic rule applies
 Threads = Annotated[int | None, typer.Option(
     min=0, help="torch's CPU threads on a CPU run; 0 or not given: OMP_NUM_THREADS if set, else the cores free "

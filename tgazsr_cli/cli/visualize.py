@@ -38,6 +38,8 @@ def visualize_attention(
     threads: opt.Threads = None,
     output: Annotated[Path, typer.Option(
         "--output", "-o", help="Picture file to write: .png (default), .jpg, .pdf or .svg.")] = Path("attention.png"),
+    force: Annotated[bool, opt.flag("--force", help="Overwrite an existing output file.")] = False,
+    no_verify: opt.NoVerify = False,
 ) -> None:
     """Draw an image's text-guided attention map, clean and adversarial, for each model in one PNG panel."""
     from tgazsr_cli.api.visualize import VisualizeRequest, check_request
@@ -48,7 +50,7 @@ def visualize_attention(
         classes=[c.strip() for c in (classes or "").split(",") if c.strip()], dataset=dataset, data_dir=data_dir,
         index=index, pick_from=pick_from, label=label, template=template, attack=attack_name,
         threat=ThreatModel(eps=eps, steps=steps, step_size=step_size), attention_norm=attention_norm,
-        device=device, output=output, threads=threads or 0)
+        device=device, output=output, force=force, verify=not no_verify, threads=threads or 0)
     check_request(request)  # usage errors before torch is imported
 
     from tgazsr_cli.api.visualize import run_visualization

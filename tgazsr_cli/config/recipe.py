@@ -43,6 +43,13 @@ def trainable_problem(value: str) -> str | None:
     return f"must be one of {TRAINABLE_FORMS} (write last-k with its k, e.g. last-4)"
 
 
+def eval_every_problem(value: str) -> str | None:
+    """`off`, `epoch` or a positive number of optimiser steps (`0` reads as off)."""
+    if value in ("off", "epoch") or re.fullmatch(r"\d+", value):
+        return None
+    return "must be off, epoch or a positive number of steps"
+
+
 @dataclass
 class ModelConfig:
     name: str = "ViT-B-32"
@@ -105,6 +112,15 @@ class TrainConfig:
     # which image-tower parameters train: full | last-K (its last K tensors, reference --last_num_ft) |
     # lora (adapters on the image tower, `lora:`)
     trainable: Annotated[str, Check(trainable_problem)] = "full"
+    # watching a run (docs/watching.md): metrics.jsonl always; TensorBoard (RUN/tensorboard/) and W&B on request
+    report_to: list[Literal["tensorboard", "wandb"]] = field(default_factory=list)
+    # validation during training: every N optimiser steps, every epoch, or off (a bare YAML `off` reads as off)
+    eval_every: Annotated[str, BooleanWords(((False, "off"),)), Check(eval_every_problem)] = "off"
+    eval_set: str | None = None  # the dataset validated on; null: the training dataset (data.dataset, data_dir)
+    eval_split: str | None = None  # null: its validation split, else its test split
+    eval_images: PositiveInt = 1000  # a seeded subset (train.seed) of this many images, the same at every check
+    # which validation number picks RUN/best.safetensors; val_harmonic: harmonic mean of clean and robust
+    best_metric: Literal["val_robust", "val_clean", "val_harmonic"] = "val_harmonic"
 
 
 @dataclass

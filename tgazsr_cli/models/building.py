@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import pickle
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from tgazsr_cli.errors import RuntimeFailure, UsageError, did_you_mean
+from tgazsr_cli.errors import RuntimeFailure, UsageError, did_you_mean, first_line
 from tgazsr_cli.models.lora import has_adapters
 from tgazsr_cli.runtime.resources import package_path
 from tgazsr_cli.weights.files import checkpoint_model_state, is_checkpoint_file
@@ -181,8 +182,14 @@ def build_clip(spec: ModelSpec, *, load_weights: bool = True, layer_states: Laye
         try:
             with cache_only() if unreachable else contextlib.nullcontext():
                 return open_clip.create_model(spec.name, load_weights=load_weights)
+        except pickle.UnpicklingError:  # open_clip reads .bin/.pt weights with torch.load(weights_only=True)
+            raise UsageError(f"'{spec.name}' holds pickled weights with more than tensors in them, which are not "
+                             "loaded (weights_only=True); convert a trusted copy to safetensors") from None
+        except (KeyError, TypeError) as exc:  # open_clip indexes the config's sections without checking them
+            raise UsageError(f"'{spec.name}' has an incomplete open_clip_config.json (missing or wrong "
+                             f"{first_line(exc)})") from None
         except (OSError, RuntimeError, ValueError) as exc:
-            raise RuntimeFailure(f"could not load '{spec.name}': {exc}") from exc
+            raise RuntimeFailure(f"could not load '{spec.name}': {first_line(exc)}") from exc
     model_cls = open_clip.CustomTextCLIP if _needs_custom_text(spec.model_cfg) else open_clip.CLIP
     cfg = {k: v for k, v in spec.model_cfg.items() if k != "custom_text"}
     # tag weights are fetched before the model is built, so that a missing download fails at once

@@ -9,11 +9,10 @@ DistributedDataParallel (see `distributed`); rank 0 alone writes the run directo
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import torch
 
@@ -46,16 +45,11 @@ from tgazsr_cli.runtime.device import pick_device
 from tgazsr_cli.runtime.progress import Progress, SilentProgress
 from tgazsr_cli.runtime.signals import StopRequest, stop_on_signals
 from tgazsr_cli.training.outcomes import TrainingInterrupted, TrainingPreempted, TrainResult
+from tgazsr_cli.training.reporting import Reporters, check_report_to, open_reporters
 from tgazsr_cli.training.schedule import learning_rate
 from tgazsr_cli.training.setup import epoch_batches, load_training_data, make_optimizer, seed_everything
-from tgazsr_cli.training.step_stats import (
-    LOSS,
-    Snapshot,
-    StepStats,
-    grads_finite,
-    keep_fused,
-    masked_step,
-)
+from tgazsr_cli.training.step_stats import LOSS, Snapshot, StepStats, grads_finite, keep_fused, masked_step
+from tgazsr_cli.training.validation import BEST_NAME, describe, validation_for
 from tgazsr_cli.weights.state_dict import check_compatible
 
 
@@ -71,6 +65,7 @@ class Trainer:
         model: ClipClassifier | None = None,
         data: ImageClassificationData | None = None,
     ) -> None:
+        check_report_to(recipe.train.report_to)  # a missing optional package fails before the model loads
         self.recipe = recipe
         self.run_dir = Path(run_dir)
         self.device = dist.init_from_env(pick_device(recipe.train.device))
@@ -100,6 +95,8 @@ class Trainer:
             raise UsageError(
                 f"batch size {recipe.data.batch_size} is larger than the dataset ({len(self.data.dataset)} images)"
             )
+        # train.eval_every: its seeded subset is read now, so that a wrong eval_set fails before any step
+        self.validation = validation_for(recipe, self.model.image_size, self.batches_per_epoch)
         planned = self.batches_per_epoch * recipe.optim.epochs
         self.total_steps = min(planned, recipe.optim.max_steps) if recipe.optim.max_steps else planned
         self.step = 0
@@ -284,7 +281,11 @@ class Trainer:
                                   "which this run logs again")
         started = time.monotonic()
         parts: dict[str, float] = {}
-        metrics = (self.run_dir / METRICS_FILE).open("a", encoding="utf-8") if dist.is_main_process() else None
+        if self.validation is not None:
+            self.validation.resume_best(self.run_dir / METRICS_FILE, self.step)
+        metrics = open_reporters(self.run_dir, self.run_dir / METRICS_FILE, self.recipe.train.report_to,
+                                 config=self.recipe.to_dict(), resume_step=self.step if resume else None,
+                                 main=dist.is_main_process())
         task = self.progress.task(f"train {self.recipe.method}", self.total_steps, completed=self.step)
         self.model.train()
         # the RNG as the last finished step left it: Ctrl-C lands mid-step, after the attack has drawn its noise
@@ -294,8 +295,7 @@ class Trainer:
                 parts = self.train_until_done_or_stopped(metrics, task, stop, parts)
         except KeyboardInterrupt:
             task.close()
-            if metrics:
-                metrics.close()
+            metrics.close()
             try:
                 # a bad step since the last check stops the run as it would have (no collective: see below)
                 if self.stats.pending:
@@ -308,8 +308,7 @@ class Trainer:
                 raise TrainingInterrupted(kept, step=step, saved=False) from None
             raise TrainingInterrupted(saved, step=self.step) from None
         task.close()
-        if metrics:
-            metrics.close()
+        metrics.close()
         if self.stats.pending:  # steps after the last log (e.g. the run ended early): check them too
             self.check_stats()
         self.save()
@@ -317,10 +316,11 @@ class Trainer:
         return TrainResult(self.run_dir, final, self.step, parts, self.skipped_steps, self.skipped_images,
                            time.monotonic() - started)
 
-    def train_until_done_or_stopped(self, metrics: TextIO | None, task: Any, stop: StopRequest,
+    def train_until_done_or_stopped(self, metrics: Reporters, task: Any, stop: StopRequest,
                                     parts: dict[str, float]) -> dict[str, float]:
         """The steps from `self.step` to the last, or to a stop signal (SIGTERM, SIGUSR1): then the step in flight
         is finished, every rank stops at the same step and a resumable checkpoint is written. The last loss parts."""
+        since, since_step = time.monotonic(), self.step  # images/s over each logging interval
         for images, labels, dropped in self.loader(self.step):
             if self.step >= self.total_steps:
                 break
@@ -344,15 +344,19 @@ class Trainer:
             if logging or saving:  # the interval's one sync; a bad step stops the run here, before any save
                 snapshot = self.check_stats()
                 parts = {**(snapshot.parts or parts), "lr": self.current_lr()}
-            if metrics and logging:
-                metrics.write(json.dumps({"step": self.step, **parts}) + "\n")
-                metrics.flush()
+            if logging:
+                now = time.monotonic()
+                speed = (self.step - since_step) * self.recipe.data.batch_size / max(now - since, 1e-9)
+                metrics.log(self.step, {**parts, "images_per_s": speed})
+                since, since_step = now, self.step
             task.advance(1, **{k: v for k, v in parts.items() if k in ("total", "ce", "lr")})
+            if self.validation is not None and self.validation.due(self.step):
+                self.validate(metrics)
+                since = time.monotonic()  # the validation's time is not training speed
             checkpoint = self.save() if saving else None
             if self.step < self.total_steps and self.stop_agreed(stop, logging or saving):
                 task.close()
-                if metrics:
-                    metrics.close()
+                metrics.close()
                 if self.stats.pending:
                     self.check_stats()
                 checkpoint = checkpoint or self.save()
@@ -366,9 +370,22 @@ class Trainer:
             return stop.requested
         return at_sync and dist.all_reduce_sum([int(stop.requested)])[0] > 0
 
+    def validate(self, metrics: Reporters) -> None:
+        """Validate on every rank (each its shard, see validation.py), log the numbers and keep the best model."""
+        assert self.validation is not None
+        values = self.validation.run(self.model)  # the same numbers on every rank
+        metrics.log(self.step, values)
+        self.progress.log(f"step {self.step}: {describe(values)}")
+        if self.validation.improved(values):
+            self.write_model(BEST_NAME)
+
     def write_final(self) -> Path:
         """A model-only checkpoint (no optimiser state) for eval, attack and export (rank 0 writes it)."""
-        path = self.run_dir / FINAL_NAME
+        return self.write_model(FINAL_NAME)
+
+    def write_model(self, name: str) -> Path:
+        """RUN/`name`: the model only (LoRA merged), written atomically by rank 0 while the others wait."""
+        path = self.run_dir / name
         if dist.is_main_process():
             path = ckpt.save_checkpoint(path, model_state=merged_clip_state(self.model),  # LoRA: merged
                                         metadata=self.metadata("model"))
