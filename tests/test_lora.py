@@ -186,6 +186,9 @@ def test_trainable_choices_and_the_older_last_num_ft_key() -> None:
     assert load_recipe(None, ["optim.last_num_ft=3"]).train.trainable == "last-3"
     assert load_recipe(None, ["train.trainable=last-3"]).last_k == 3
     assert trainable_mode(load_recipe(None)) == "full"
+    assert trainable_mode(load_recipe(None, ["train.trainable=first-2"])) == "first-k"
+    assert load_recipe(None, ["train.trainable=first-2"]).first_k == 2
+    assert load_recipe(None, ["train.trainable=first-2"]).last_k == 0
     with pytest.raises(UsageError, match=r"train\.trainable' must be one of full, last-k, lora"):
         load_recipe(None, ["train.trainable=last-0"])
     with pytest.raises(UsageError, match=r"train\.trainable' must be one of full, last-k, lora"):

@@ -16,12 +16,13 @@ from typing import Any
 
 from tgazsr_cli.attacks import ThreatModel, check_attack_names, check_attack_or_suite
 from tgazsr_cli.config import EvalConfig, build_section, load_recipe
+from tgazsr_cli.defences.registry import check_defence
 from tgazsr_cli.errors import UsageError
 from tgazsr_cli.evaluation.suites import resolve_suites
 from tgazsr_cli.runtime.output import OutputFolder
 from tgazsr_cli.runtime.progress import Progress, SilentProgress
 
-RESULT_FILES = ("results.json", "results.md", "results.csv", "tradeoff.png")
+RESULT_FILES = ("results.json", "results.md", "results.csv", "tradeoff.png", "reliability-*.png")
 TEXT_CACHE_OFF = "off"
 
 
@@ -47,6 +48,7 @@ class EvalRequest:
     output: Path | None = None
     force: bool = False
     verify: bool = True  # check each checkpoint tensor against the digest written with it (runtime/digest.py)
+    plots: bool = False  # also write reliability-<model>.png (evaluation/calibration.py) into `output`
 
 
 @dataclass
@@ -103,7 +105,10 @@ def check_request(request: EvalRequest) -> None:
     for name in request.attacks:
         check_attack_or_suite(name)
     resolve_suites(request.suites)
-    resolve_settings(request, {})  # the values given, checked against the eval section's types and bounds
+    given, _ = resolve_settings(request, {})  # the values given, checked against the eval section's types
+    check_defence(given.defence, given.defence_options)  # a known defence and valid settings of it
+    if request.plots and request.output is None:
+        raise UsageError("--plots writes reliability diagrams into the output folder: add --output DIR")
     if request.output is not None:
         OutputFolder(request.output, RESULT_FILES, force=request.force).validate()
 
@@ -124,6 +129,7 @@ def run_evaluation(request: EvalRequest, progress: Progress | None = None) -> Ev
         models = load_models(request, torch_device)
         recipe = next((m.recipe for m in models if m.recipe), {})
         settings, source = resolve_settings(request, recipe)
+        check_defence(settings.defence, settings.defence_options)
         progress = announced(progress, use_threads(torch_device, settings.threads, "eval.threads"))
         attacks = check_attack_names([*request.attacks, *suites.attack_suites] or split_names(settings.attack))
         threat = ThreatModel(eps=settings.eps, steps=settings.steps, step_size=settings.step_size,
@@ -150,6 +156,10 @@ def run_evaluation(request: EvalRequest, progress: Progress | None = None) -> Ev
             from tgazsr_cli.evaluation.report import write_reports
 
             result.written = write_reports(result.records, output.path)
+            if request.plots:
+                from tgazsr_cli.evaluation.calibration import reliability_plots
+
+                result.written += reliability_plots(result.records, output.path)
     return result
 
 
@@ -194,7 +204,9 @@ def evaluate_all(models: list[Any], names: list[str], request: EvalRequest, sett
                                                        limit=settings.limit, seed=settings.seed)
                 found = evaluate_sharded(item.classifier, by_size[size], model_label=item.label, attacks=attacks,
                                          threat=threat, batch_size=settings.batch_size, num_workers=request.workers,
-                                         progress=progress, sanity=request.sanity, on_broken=request.on_broken)
+                                         progress=progress, sanity=request.sanity, on_broken=request.on_broken,
+                                         defence=settings.defence, defence_options=settings.defence_options,
+                                         eot_samples=settings.eot_samples)
                 of_dataset.extend(record.to_dict() for record in found)
             records.extend(of_dataset)
             finished += 1

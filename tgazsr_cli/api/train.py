@@ -50,6 +50,7 @@ def plan_training(request: TrainRequest) -> TrainPlan:
         return TrainPlan(recipe, request.resume, True, finished_step(request.resume))
     recipe = resolve_method_options(load_recipe(request.recipe, request.overrides, request.flags))
     check_dataset_name(recipe.data.dataset)  # before a run folder is named or a model built
+    check_dataset_path(recipe.data.dataset)
     run_dir = request.output or default_run_dir(recipe)
     check_run_dir(run_dir, resume=False)
     check_not_in_data(run_dir, recipe)
@@ -74,6 +75,14 @@ def check_dataset_name(source: str) -> None:
                        or source.lower().endswith(".parquet") or os.path.exists(source))
     if not looks_like_path:
         raise UsageError(f"{unknown_name('dataset', source, list_datasets())}; or give a local path or hf:ORG/NAME")
+
+
+def check_dataset_path(source: str) -> None:
+    """A training dataset given as a path must exist (a registered name, `hf:` or `a+b` is the loader's to find)."""
+    from tgazsr_cli.data.specs import is_registered
+
+    if source.startswith("hf:") or is_registered(source) or ("+" in source and not os.path.exists(source)):
+        return
     if not os.path.exists(os.path.expanduser(source)):
         raise UsageError(f"dataset path {source} does not exist")
 

@@ -153,10 +153,15 @@ def threat_lines(info: CheckpointMetadata, recipe: dict[str, Any]) -> list[str]:
     if mode == "lora":
         lora = recipe.get("lora", {})
         lines.append(f"- trained: LoRA on the image tower (rank {lora.get('rank')}, alpha {lora.get('alpha'):g}, "
-                     f"modules {', '.join(lora.get('target_modules', []))}), merged into these weights")
+                     f"modules {', '.join(lora.get('target_modules', []))}"
+                     + (f", blocks {', '.join(map(str, lora['layers']))}" if lora.get("layers") else "")
+                     + "), merged into these weights")
     else:
         # `last-K` since train.trainable took its k; recipes saved before kept k in optim.last_num_ft
         last_k = int(mode.removeprefix("last-")) if mode.startswith("last-") else optim.get("last_num_ft") or 0
-        part = f"the last {last_k} image-tower tensors" if last_k else "the whole image tower"
+        if mode.startswith("first-"):
+            part = f"the patch embedding and the first {mode.removeprefix('first-')} transformer blocks"
+        else:
+            part = f"the last {last_k} image-tower tensors" if last_k else "the whole image tower"
         lines.append(f"- trained: {part}; the text tower is unchanged")
     return lines

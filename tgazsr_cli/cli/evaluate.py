@@ -54,7 +54,17 @@ def evaluate(
         "--output", "-o", help="Write results.json, results.md, results.csv and tradeoff.png here.")] = None,
     force: opt.Force = False,
     no_verify: opt.NoVerify = False,
+    plots: Annotated[bool, opt.flag("--plots", help="Also write reliability-<model>.png (calibration, clean and "
+                                                     "under attack) into --output.")] = False,
     as_json: Annotated[bool, opt.flag("--json", help="Print the result records as JSON on stdout.")] = False,
+    defence: Annotated[str | None, typer.Option(
+        help="Test-time defence in front of every model (ttc, noise, identity; default none): each attack is "
+             "then reported non-adaptive (crafted on the bare model) and adaptive (through the defence).")] = None,
+    defence_option: Annotated[list[str] | None, typer.Option(
+        "--defence-option", help="A defence setting KEY=VALUE (repeatable), e.g. steps=2; see docs/defences.md.")
+    ] = None,
+    eot_samples: Annotated[int | None, typer.Option(
+        min=1, help="EOT draws per gradient of the adaptive attack on a randomised defence (default 20).")] = None,
 ) -> None:
     """Zero-shot clean and adversarial accuracy of checkpoints or open_clip models on one or more datasets.
 
@@ -63,13 +73,14 @@ def evaluate(
     from tgazsr_cli.api.evaluate import EvalRequest, check_request, split_names
 
     given = {"split": split, "eps": eps, "steps": steps, "step_size": step_size, "precision": attack_precision,
-             "batch_size": batch_size, "limit": limit, "seed": seed, "data_dir": data_dir, "threads": threads}
+             "batch_size": batch_size, "limit": limit, "seed": seed, "data_dir": data_dir, "threads": threads,
+             "defence": defence, "defence_options": defence_settings(defence_option), "eot_samples": eot_samples}
     request = EvalRequest(
         checkpoints=list(checkpoint or []), model=model, pretrained=pretrained, original=original,
         datasets=split_names(datasets), attacks=split_names(attack), suites=split_names(suite),
         recipe=recipe, settings={k: v for k, v in given.items() if v is not None}, restarts=restarts,
         sanity=sanity, workers=workers, on_broken=on_broken, device=device, text_cache=text_cache,
-        output=output, force=force, verify=not no_verify)
+        output=output, force=force, verify=not no_verify, plots=plots)
     check_request(request)  # usage errors before torch is imported
 
     from tgazsr_cli.api.evaluate import EvaluationInterrupted, run_evaluation
@@ -99,6 +110,23 @@ def evaluate(
         console.print(f"results written to {output}/: " + ", ".join(path.name for path in result.written))
     if as_json:
         stdout.print(json.dumps(result.records, indent=2))
+
+
+def defence_settings(pairs: list[str] | None) -> dict[str, object] | None:
+    """`--defence-option KEY=VALUE` pairs as a mapping, each value read as YAML (`2` an int, `0.5` a float)."""
+    if not pairs:
+        return None
+    import yaml
+
+    from tgazsr_cli.errors import UsageError
+
+    settings: dict[str, object] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--defence-option takes KEY=VALUE, got '{pair}'")
+        settings[key.strip()] = yaml.safe_load(value)
+    return settings
 
 
 def interrupted_detail(stopped: EvaluationInterrupted | None, output: Path | None) -> str:

@@ -45,7 +45,8 @@ def train(
     train_step_size: Annotated[float | None, typer.Option(
         help="Training attack step size in /255 (attack.step_size).")] = None,
     trainable: Annotated[str | None, typer.Option(
-        help="Which image-tower parameters train: full, last-K (its last K tensors) or lora (train.trainable).")
+        help="Which image-tower parameters train: full, last-K (its last K tensors), first-K (the patch embedding and "
+             "the first K blocks) or lora (train.trainable).")
                          ] = None,
     precision: Annotated[str | None, typer.Option(help="fp32 or bf16 autocast (losses stay fp32).")] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu, cuda or cuda:N.")] = None,

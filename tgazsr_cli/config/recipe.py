@@ -29,7 +29,7 @@ Precision = Literal["fp32", "bf16"]
 # torch's CPU threads on a CPU run; 0: automatic from the free cores, unless OMP_NUM_THREADS is set
 # (runtime/threads.py). The bound only catches typos: no machine has more.
 Threads = Annotated[int, Bounds(ge=0, le=4096)]
-TRAINABLE_FORMS = "full, last-k, lora"  # last-k is written with its k: last-4
+TRAINABLE_FORMS = "full, last-k, lora, first-k"  # last-k and first-k are written with their k: last-4, first-1
 
 
 def no_modules(value: list[str]) -> str | None:
@@ -37,10 +37,17 @@ def no_modules(value: list[str]) -> str | None:
 
 
 def trainable_problem(value: str) -> str | None:
-    """`full`, `lora` or `last-K` (the image tower's last K parameter tensors, K >= 1)."""
-    if value in ("full", "lora") or re.fullmatch(r"last-[1-9]\d*", value):
+    """`full`, `lora`, `last-K` (the image tower's last K parameter tensors, K >= 1) or `first-K` (its patch
+    embedding and first K transformer blocks, K >= 1; K is checked against the model when it is built)."""
+    if value in ("full", "lora") or re.fullmatch(r"(last|first)-[1-9]\d*", value):
         return None
-    return f"must be one of {TRAINABLE_FORMS} (write last-k with its k, e.g. last-4)"
+    return f"must be one of {TRAINABLE_FORMS} (write last-k and first-k with their k, e.g. last-4, first-1)"
+
+
+def lora_layers_problem(value: list[int]) -> str | None:
+    if not value:
+        return "must list at least one block index, or be null for every block"
+    return "must not repeat a block index" if len(set(value)) != len(value) else None
 
 
 def eval_every_problem(value: str) -> str | None:
@@ -110,7 +117,7 @@ class TrainConfig:
                        BooleanWords(((True, "default"), (False, "off")))] = "off"
     grad_checkpointing: bool = False  # recompute image-tower activations in backward: less memory, slower
     # which image-tower parameters train: full | last-K (its last K tensors, reference --last_num_ft) |
-    # lora (adapters on the image tower, `lora:`)
+    # lora (adapters on the image tower, `lora:`) | first-K (patch embedding + first K blocks of a ViT tower)
     trainable: Annotated[str, Check(trainable_problem)] = "full"
     # watching a run (docs/watching.md): metrics.jsonl always; TensorBoard (RUN/tensorboard/) and W&B on request
     report_to: list[Literal["tensorboard", "wandb"]] = field(default_factory=list)
@@ -131,6 +138,9 @@ class LoraConfig:
     alpha: Positive = 16.0
     dropout: Annotated[float, Bounds(ge=0, lt=1)] = 0.0
     target_modules: Annotated[list[str], Check(no_modules)] = field(default_factory=lambda: ["c_fc", "c_proj", "attn"])
+    # the image tower's transformer blocks (0-based) that get adapters; null: every block. Checked against the
+    # model's block count when the adapters are applied.
+    layers: Annotated[list[NonNegativeInt], Check(lora_layers_problem)] | None = None
 
 
 @dataclass
@@ -147,6 +157,12 @@ class EvalConfig:
     limit: PositiveInt | None = None
     seed: int = 0
     threads: Threads = 0
+    # a test-time defence in front of the model (defences/registry.py; `tgazsr eval --defence`); with one, every
+    # attack is reported twice: non-adaptive (crafted on the bare model) and adaptive (through the defence)
+    defence: str = "none"
+    defence_options: dict[str, Any] = field(default_factory=dict)  # checked against the defence's Options
+    # EOT draws per gradient of the adaptive attack on a randomised defence (AutoAttack's rand version: 20)
+    eot_samples: Annotated[int, Bounds(ge=1, le=1000)] = 20
 
 
 @dataclass
@@ -179,3 +195,8 @@ class Recipe:
         mode = self.train.trainable
         return int(mode.removeprefix("last-")) if mode.startswith("last-") else 0
 
+    @property
+    def first_k(self) -> int:
+        """How many of the image tower's first blocks train under `train.trainable: first-K`; 0 otherwise."""
+        mode = self.train.trainable
+        return int(mode.removeprefix("first-")) if mode.startswith("first-") else 0

@@ -23,6 +23,32 @@ def _ordered(records: Sequence[Record], key: str) -> list[str]:
     return list(dict.fromkeys(record[key] for record in records))
 
 
+def with_views(records: Sequence[Record]) -> list[Record]:
+    """Records as the tables show them: behind a test-time defence the model reads "model + defence" and the
+    attack "attack (view)", so the non-adaptive and adaptive numbers are two columns side by side
+    (`attack_name` keeps the attack itself). Records without a defence are unchanged; applying it twice is."""
+    shown = []
+    for record in records:
+        if record.get("defence") and "attack_name" not in record:
+            view = f" ({record['attack_view']})" if record.get("attack_view") else ""
+            record = {**record, "model": f"{record['model']} + {record['defence']}",
+                      "attack": record["attack"] + view, "attack_name": record["attack"]}
+        shown.append(record)
+    return shown
+
+
+def defence_lines(records: Sequence[Record]) -> list[str]:
+    """What the two views measure, once, when any record was evaluated behind a defence."""
+    defences = list(dict.fromkeys(r["defence"] for r in records if r.get("defence")))
+    if not defences:
+        return []
+    return [f"**Test-time defence: {', '.join(defences)}.** Clean accuracy is the defended model's. "
+            "*non-adaptive*: the attack is crafted on the undefended model, the defended model classifies the result "
+            "(the defence's own protocol). *adaptive*: the attack runs through the defence (BPDA through "
+            "non-differentiable steps, EOT over its randomness, AutoAttack's rand version for a randomised defence); "
+            "only this column bounds what an attacker who knows the defence achieves (docs/defences.md)."]
+
+
 def attacked(records: Sequence[Record]) -> list[str]:
     """The attacks (or suites) the records were measured under, in order; "none" is clean-only."""
     return [name for name in _ordered(records, "attack") if name != "none"]
@@ -38,7 +64,8 @@ def threat_line(records: Sequence[Record]) -> str:
         if record["attack"] == "none":
             continue
         t = record["threat"]
-        budget = (f"suite {SUITE_HELP[record['attack']]}" if record["attack"] in SUITE_HELP else
+        suite = record.get("attack_name", record["attack"])
+        budget = (f"suite {SUITE_HELP[suite]}" if suite in SUITE_HELP else
                   f"{t['steps']} steps of {t['step_size']:g}/255, {t['restarts']} restart(s), "
                   f"random start {'on' if t['random_start'] else 'off'}")
         text = (f"{record['attack']}: L-inf eps {t['eps']:g}/255, {budget}, {t['precision']} attack, "
@@ -104,6 +131,8 @@ class SummaryRow:
     clean: float  # unweighted mean over datasets, as the paper's "Average"
     robust: float
     num_datasets: int
+    clean_ece: float | None = None  # mean expected calibration error over the datasets (calibration.py), %
+    robust_ece: float | None = None
 
     @property
     def harmonic(self) -> float:
@@ -121,8 +150,10 @@ def summary(records: Sequence[Record]) -> list[SummaryRow]:
         for attack in _ordered(records, "attack"):
             mine = [r for r in records if r["model"] == model and r["attack"] == attack]
             if mine:
+                eces = [(r["clean_ece"], r["robust_ece"]) for r in mine if r.get("clean_ece") is not None]
                 rows.append(SummaryRow(model, attack, sum(r["clean_accuracy"] for r in mine) / len(mine),
-                                       sum(r["robust_accuracy"] for r in mine) / len(mine), len(mine)))
+                                       sum(r["robust_accuracy"] for r in mine) / len(mine), len(mine),
+                                       _mean([c for c, _ in eces]), _mean([r for _, r in eces])))
     return rows
 
 
@@ -138,7 +169,49 @@ def summary_table(records: Sequence[Record]) -> str:
              "|---|---|---:|---:|---:|---:|---:|"]
     lines += [f"| {r.model} | {r.attack} | {r.clean:.2f} | {r.robust:.2f} | {r.harmonic:.2f} | {r.mean:.2f} | "
               f"{r.num_datasets} |" for r in summary(records) if r.attack != "none"]
+    if _ece_records(records):  # ECE columns at the end: clean and robust ECE, averaged over datasets
+        lines[2:4] = [lines[2] + " clean ECE | robust ECE |", lines[3] + "---:|---:|"]
+        ece_cells = [f" {_fmt(r.clean_ece)} | {_fmt(r.robust_ece)} |" for r in summary(records) if r.attack != "none"]
+        lines[4:] = [line + cells for line, cells in zip(lines[4:], ece_cells, strict=True)]
     return "\n".join(lines)
+
+
+def _ece_records(records: Sequence[Record]) -> list[Record]:
+    """The records that carry a calibration error, with their clean and robust ECE in the accuracy keys, so the
+    paper-layout tables show ECE (records written before calibration was measured are left out)."""
+    return [{**r, "clean_accuracy": r["clean_ece"], "robust_accuracy": r["robust_ece"]}
+            for r in records if r.get("clean_ece") is not None]
+
+
+def ece_tables(records: Sequence[Record], attacks: Sequence[str]) -> list[str]:
+    """Markdown: clean ECE and robust ECE under each attack, in the paper layout; none without calibration."""
+    with_ece = _ece_records(records)
+    if not with_ece:
+        return []
+    return [markdown_table(with_ece, None, "Clean expected calibration error (%, 15 bins; lower is better)"),
+            *(markdown_table(with_ece, name, f"Robust expected calibration error (%) — {name}") for name in attacks)]
+
+
+def _with_ece_columns(text: str, records: Sequence[Record]) -> str:
+    """The CSV `text` with ECE columns appended: `ece_<dataset>` per dataset and `ece_average`, the clean ECE
+    on clean rows and the robust ECE under the row's attack on robust rows (unchanged without calibration)."""
+    with_ece = _ece_records(records)
+    if not with_ece:
+        return text
+    datasets = _ordered(records, "dataset")
+    cells: dict[tuple[str, str], dict[str, float | None]] = {}
+    for attack in [None, *attacked(with_ece)]:
+        names, rows = paper_table(with_ece, attack)
+        for row in rows:
+            cells[(row.model, attack or "clean")] = {**dict(zip(names, row.cells, strict=True)), "": row.average}
+    lines = list(csv.reader(io.StringIO(text)))
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow([*lines[0], *(f"ece_{d}" for d in datasets), "ece_average"])
+    for line in lines[1:]:
+        found = cells.get((line[0], "clean" if line[1] == "clean" else line[2]), {})
+        writer.writerow([*line, *(_csv(found.get(d)) for d in [*datasets, ""])])
+    return out.getvalue()
 
 
 def warning_lines(records: Sequence[Record]) -> list[str]:
@@ -163,16 +236,20 @@ def markdown_report(records: Sequence[Record], partial: str | None = None) -> st
     `partial` report (an interrupted run) says so first."""
     if partial:
         return f"**Partial results: {partial}; only the datasets finished are below.**\n\n" + markdown_report(records)
+    records = with_views(records)
     counts = ", ".join(f"{d} n={n}" for d, n in {r["dataset"]: r["num_examples"] for r in records}.items())
     clean = markdown_table(records, None, "Clean accuracy (%)")
     names = attacked(records)
     skipped = skipped_lines(records)
     skipped_part = ["**Skipped images**\n\n" + "\n".join(f"- {line}" for line in skipped)] if skipped else []
     if not names:
-        return "\n\n".join([clean, f"No attack (clean evaluation only). Examples: {counts}.", *skipped_part]) + "\n"
+        return "\n\n".join([clean, *ece_tables(records, []), f"No attack (clean evaluation only). Examples: {counts}.",
+                            *skipped_part]) + "\n"
     parts = [markdown_table(records, name, f"Robust accuracy (%) — {name}") for name in names]
-    parts += [clean, summary_table(records), threat_line(records) + f". Examples: {counts}."]
+    parts += [clean, *ece_tables(records, names), summary_table(records),
+              threat_line(records) + f". Examples: {counts}."]
     warnings = warning_lines(records)
+    parts += defence_lines(records)
     if warnings:
         parts.append("**Warnings (sanity checks)**\n\n" + "\n".join(f"- {w}" for w in warnings))
     return "\n\n".join([*parts, *skipped_part]) + "\n"
@@ -181,6 +258,7 @@ def markdown_report(records: Sequence[Record], partial: str | None = None) -> st
 def csv_report(records: Sequence[Record]) -> str:
     """The paper layout as CSV: one row per (model, metric), datasets as columns, then the average, and for
     robust rows the harmonic mean of the model's average clean and robust accuracy."""
+    records = with_views(records)
     names = attacked(records)
     datasets, clean_rows = paper_table(records, None)
     out = io.StringIO()
@@ -195,7 +273,7 @@ def csv_report(records: Sequence[Record]) -> str:
             harmonic = harmonic_mean(base, row.average) if base is not None and row.average is not None else None
             writer.writerow([row.model, "robust", name, *(_csv(v) for v in row.cells), _csv(row.average),
                              _csv(harmonic)])
-    return out.getvalue()
+    return _with_ece_columns(out.getvalue(), records)
 
 
 def _csv(value: float | None) -> str:
@@ -237,6 +315,7 @@ def _label_points(axis: Any, points: list[tuple[str, str, float, float]]) -> Non
 
 def tradeoff_plot(records: Sequence[Record], path: Path, title: str = "") -> Path:
     """Robust vs clean average accuracy: one colour per model, one marker per attack (the paper's figure)."""
+    records = with_views(records)
     import matplotlib
 
     matplotlib.use("Agg")

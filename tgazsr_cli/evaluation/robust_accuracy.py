@@ -24,6 +24,7 @@ from tgazsr_cli.attacks import SUITES, ThreatModel, check_attack_names, get_suit
 from tgazsr_cli.attacks.suites import run_suite_detailed
 from tgazsr_cli.data import ImageClassificationData, collate_skip_broken
 from tgazsr_cli.errors import RuntimeFailure
+from tgazsr_cli.evaluation.calibration import CalibrationBins, all_reduce_bins, ece
 from tgazsr_cli.models.classifier import ClipClassifier
 from tgazsr_cli.runtime.progress import Progress, SilentProgress
 
@@ -49,6 +50,10 @@ class EvalRecord:
     seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+    defence: str | None = None  # a test-time defence (defences/registry.py) the model was evaluated behind
+    attack_view: str | None = None  # with a defence: non-adaptive (crafted on the bare model) or adaptive
+    clean_bins: dict[str, list] = field(default_factory=dict)  # calibration.py: per-bin count, confidence, correct
+    robust_bins: dict[str, list] = field(default_factory=dict)  # the same for the predictions robust acc. scores
 
     @property
     def clean_accuracy(self) -> float:
@@ -59,7 +64,8 @@ class EvalRecord:
         return 100.0 * self.robust_correct / max(1, self.num_examples)
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "clean_accuracy": self.clean_accuracy, "robust_accuracy": self.robust_accuracy}
+        return {**asdict(self), "clean_accuracy": self.clean_accuracy, "robust_accuracy": self.robust_accuracy,
+                "clean_ece": ece(self.clean_bins), "robust_ece": ece(self.robust_bins)}
 
 
 class _IndexedDataset(torch.utils.data.Dataset):
@@ -91,23 +97,41 @@ class _Tally:
     seconds: float = 0.0
     after_member: dict[str, int] = field(default_factory=dict)  # suites: robust points after each member
     skipped: dict[str, str] = field(default_factory=dict)
+    bins: CalibrationBins = field(default_factory=CalibrationBins)  # of the predictions robust accuracy scores
+    logits: Any = None  # the last batch's logits of the attacked points' scored images
+    attack: str = ""  # the attack or suite (the key of its tally)
+    view: str | None = None  # with a defence: which of defences.VIEWS this tally counts
+    defended: Any = None  # with a defence: the defended model (defences/base.py) and the EOT draws
+    eot_samples: int = 1
 
 
 def _attack_batch(name: str, model: ClipClassifier, images: torch.Tensor, labels: torch.Tensor,
                   threat: ThreatModel, ids: torch.Tensor, tally: _Tally) -> torch.Tensor:
     """Robust mask of clean-correct `images` under attack or suite `name`, updating `tally`."""
     started = time.monotonic()
-    if name in SUITES:
+    if tally.view is not None:  # behind a defence: the view's attack, the defended model classifying
+        from tgazsr_cli.defences.adaptive import robust_under
+
+        outcome = robust_under(tally.view, tally.attack, model, tally.defended, images, labels, threat, ids,
+                               tally.eot_samples)
+        for member, count in outcome.after_member.items():
+            tally.after_member[member] = tally.after_member.get(member, 0) + count
+        tally.skipped.update(outcome.skipped)
+        tally.logits, robust = outcome.logits, outcome.robust
+    elif name in SUITES:
         result = run_suite_detailed(model, images, labels, name, threat, ids)
         for member, mask in result.robust.items():
             if member != "clean":
                 tally.after_member[member] = tally.after_member.get(member, 0) + int(mask.sum())
         tally.skipped.update(result.skipped)
         robust = list(result.robust.values())[-1]
+        with torch.no_grad():  # the image that broke each point, else its clean image (AutoAttack's x_adv)
+            tally.logits = model(result.adversarial)
     else:
         adversarial = resolve_attack(name)(model, images, labels, threat, ids)
         with torch.no_grad():
-            robust = model(adversarial).argmax(dim=1) == labels
+            tally.logits = model(adversarial)
+            robust = tally.logits.argmax(dim=1) == labels
     tally.seconds += time.monotonic() - started
     return robust
 
@@ -133,6 +157,9 @@ def evaluate_attacks(
     sanity: bool = True,
     indices: Sequence[int] | None = None,
     on_broken: str = "skip",
+    defence: str = "none",
+    defence_options: dict[str, Any] | None = None,
+    eot_samples: int = 20,
 ) -> list[EvalRecord]:
     """Clean accuracy and robust accuracy under each of `attacks` (attack or suite names), one record each.
 
@@ -150,9 +177,17 @@ def evaluate_attacks(
     loader = torch.utils.data.DataLoader(
         indexed, batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=collate_skip_broken,
     )
-    tallies = {name: _Tally() for name in attacks}
+    tallies = {name: _Tally(attack=name) for name in attacks}
+    judge: torch.nn.Module = model  # what classifies: the model, or the model behind the defence
+    if defence != "none":  # both views of every attack (defences/adaptive.py), the defended model classifying
+        from tgazsr_cli.defences import VIEWS, get_defence
+
+        judge = get_defence(defence).build(model, defence_options, seed=threat.seed)
+        tallies = {f"{name} ({view})": _Tally(attack=name, view=view, defended=judge, eot_samples=eot_samples)
+                   for name in attacks for view in VIEWS}
     warnings: list[str] = []
     clean_correct = total = skipped = 0
+    clean_bins = CalibrationBins()
     started = time.monotonic()
     task = progress.task(f"{data.name} ({', '.join(attacks) or 'clean'})", len(indexed))
     for images, targets, dropped in loader:
@@ -167,13 +202,18 @@ def evaluate_attacks(
         if sanity and attacks and total == 0:
             warnings = _sanity_warnings(model, images, labels, threat)
         with torch.no_grad():
-            clean_hit = model(images).argmax(dim=1) == labels
+            clean_logits = judge(images)
+            clean_hit = clean_logits.argmax(dim=1) == labels
+        clean_bins.add(clean_logits, clean_hit)
         keep = clean_hit.nonzero().squeeze(1)
         robust_now = {}
         for name, tally in tallies.items():
+            logits, hit = clean_logits.clone(), clean_hit.clone()  # clean-misclassified: the clean prediction
             if len(keep):
-                tally.robust += int(_attack_batch(name, model, images[keep], labels[keep], threat,
-                                                  ids[keep.cpu()], tally).sum())
+                robust = _attack_batch(name, model, images[keep], labels[keep], threat, ids[keep.cpu()], tally)
+                tally.robust += int(robust.sum())
+                logits[keep], hit[keep] = tally.logits.to(logits.dtype), robust
+            tally.bins.add(logits, hit)
             robust_now[name] = 100 * tally.robust
         clean_correct += int(clean_hit.sum())
         total += len(labels)
@@ -183,20 +223,28 @@ def evaluate_attacks(
     seconds = round(time.monotonic() - started, 3)
     common = {"model": model_label, "dataset": data.name, "split": data.split, "num_examples": total,
               "clean_correct": clean_correct, "threat": threat.describe(), "batch_size": batch_size,
-              "source": data.source, "skipped_images": skipped}
+              "source": data.source, "skipped_images": skipped, "clean_bins": clean_bins.to_dict()}
+    common["defence"] = None if defence == "none" else defence
     if not attacks:
-        return [EvalRecord(attack="none", robust_correct=clean_correct, seconds=seconds, **common)]
+        return [EvalRecord(attack="none", robust_correct=clean_correct, seconds=seconds,
+                           robust_bins=clean_bins.to_dict(), **common)]
     records = []
     for name, tally in tallies.items():
         extra: dict[str, Any] = {"attack_seconds": round(tally.seconds, 3)}
+        name = tally.attack  # behind a defence the key also names the view: "pgd (adaptive)"
         if name in SUITES:
             extra["suite"] = [{"attack": member, **overrides} for member, overrides in get_suite(name)]
             extra["robust_after"] = tally.after_member
             extra["skipped_members"] = tally.skipped
+        if tally.view is not None:
+            from tgazsr_cli.defences.adaptive import view_facts
+
+            extra.update(view_facts(tally.view, name, tally.defended, tally.eot_samples, defence_options))
         record_warnings = list(warnings)
         record_warnings += [f"suite member '{member}' skipped: {why}" for member, why in tally.skipped.items()]
         records.append(EvalRecord(attack=name, robust_correct=tally.robust, seconds=seconds,
-                                  warnings=record_warnings, extra=extra, **common))
+                                  warnings=record_warnings, extra=extra, robust_bins=tally.bins.to_dict(),
+                                  attack_view=tally.view, **common))
     return records
 
 
@@ -222,4 +270,5 @@ def evaluate_sharded(
             record.extra["robust_after"] = dict(zip(members, counts[4:], strict=True))
         record.warnings = dist.broadcast_object(record.warnings)
         record.extra["processes"] = dist.world_size()
+        record.clean_bins, record.robust_bins = all_reduce_bins(record.clean_bins), all_reduce_bins(record.robust_bins)
     return records

@@ -60,8 +60,9 @@ class TrainingMethod:
         return ThreatModel(eps=attack.eps, steps=attack.steps, step_size=attack.step_size)
 
     def trainable_parameters(self) -> list[nn.Parameter]:
-        """The image tower (or its last k tensors); the text tower and logit scale stay frozen (spec §3)."""
-        return self.model.image_parameters(self.recipe.last_k)
+        """The image tower, its last k tensors (`last-K`) or its patch embedding and first K blocks (`first-K`);
+        the text tower and logit scale stay frozen (spec §3)."""
+        return self.model.image_parameters(self.recipe.last_k, first_blocks=self.recipe.first_k)
 
     def setup(self) -> None:
         """Freeze everything but the trainable parameters; subclasses add their teacher."""

@@ -166,11 +166,17 @@ class ClipClassifier(nn.Module):
         return self.logits_from_embedding(self.encode_image(images))
 
     # -- training helpers -------------------------------------------------------------------------
-    def image_parameters(self, last_num_ft: int = 0) -> list[nn.Parameter]:
-        """Image-tower parameters to train: all, or only the last k tensors (reference `--last_num_ft`)."""
+    def image_parameters(self, last_num_ft: int = 0, *, first_blocks: int = 0) -> list[nn.Parameter]:
+        """Image-tower parameters to train: all, only the last k tensors (reference `--last_num_ft`), or with
+        `first_blocks` K the patch embedding and the first K transformer blocks (`train.trainable: first-K`)."""
         params = list(self.visual.parameters())
         if last_num_ft < 0:
             raise UsageError(f"last_num_ft must be >= 0, got {last_num_ft}")
+        if first_blocks:
+            if last_num_ft:
+                raise UsageError("train.trainable takes one of last-K and first-K")
+            chosen = {id(p) for p in shallow_vit_parameters(self.visual, first_blocks)}
+            return [p for p in params if id(p) in chosen]  # in the tower's own order, like the other modes
         return params[-last_num_ft:] if last_num_ft else params
 
     def freeze_all_but(self, trainable: Sequence[nn.Parameter]) -> None:
@@ -191,6 +197,31 @@ class ClipClassifier(nn.Module):
         teacher.use_text_features(self.text_features.detach(), self.classnames)
         teacher.requires_grad_(False)
         return teacher.eval()
+
+
+PATCH_EMBEDDING = ("conv1", "class_embedding", "positional_embedding", "ln_pre")  # an open_clip ViT's input side
+
+
+def shallow_vit_parameters(visual: nn.Module, blocks: int) -> list[nn.Parameter]:
+    """An open_clip ViT image tower's patch embedding (`conv1` with `class_embedding`, `positional_embedding`,
+    `ln_pre`, where the tower has them) and its first `blocks` transformer blocks (`transformer.resblocks`)."""
+    resblocks = getattr(getattr(visual, "transformer", None), "resblocks", None)
+    if not isinstance(resblocks, nn.ModuleList) or not isinstance(getattr(visual, "conv1", None), nn.Module):
+        raise UsageError(f"recipe key 'train.trainable' first-{blocks} needs an open_clip ViT image tower "
+                         f"(conv1 and transformer.resblocks), not {type(visual).__name__}; use full, last-K or lora")
+    if not 1 <= blocks <= len(resblocks):
+        raise UsageError(f"recipe key 'train.trainable' first-{blocks}: the image tower has {len(resblocks)} "
+                         f"transformer blocks, so K must be in [1, {len(resblocks)}]")
+    params: list[nn.Parameter] = []
+    for name in PATCH_EMBEDDING:
+        part = getattr(visual, name, None)
+        if isinstance(part, nn.Parameter):
+            params.append(part)
+        elif isinstance(part, nn.Module):
+            params.extend(part.parameters())  # ln_pre is an nn.Identity (no parameters) in no_ln_pre towers
+    for block in resblocks[:blocks]:
+        params.extend(block.parameters())
+    return params
 
 
 def _is_plain_vit(visual: nn.Module) -> bool:

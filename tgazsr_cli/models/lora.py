@@ -1,12 +1,14 @@
-"""Which parameters train (`train.trainable`: full | last-k | lora), and LoRA adapters through `peft`.
+"""Which parameters train (`train.trainable`: full | last-k | first-k | lora), and LoRA adapters through `peft`.
 
 LoRA wraps modules of the image tower only (`classifier.clip.visual`), in place, after the method's
 setup made its frozen teacher, so the teacher keeps the original weights. The text tower and logit
 scale stay frozen. Targets are matched by module name suffix: open_clip's MLP linears `c_fc` /
 `c_proj` and, with `attn`, its `nn.MultiheadAttention` (peft's LoRA covers in_proj and out_proj
-together there). peft runs the attention adapter by adding B·A to the frozen in_proj/out_proj weights
-before each forward and subtracting it after, so those two frozen weights move by float rounding
-(about one ulp per forward); the MLP base weights stay bit-exact.
+together there). `lora.layers` restricts them to some transformer blocks (peft's `layers_to_transform`,
+with `layers_pattern` naming open_clip's block list `resblocks`). peft runs the attention adapter by
+adding B·A to the frozen in_proj/out_proj weights before each forward and subtracting it after, so
+those two frozen weights move by float rounding (about one ulp per forward); the MLP base weights stay
+bit-exact.
 
 Resumable step checkpoints hold the adapted model as it is (base weights + adapters, peft's keys),
 so `--resume` continues exactly; `final.safetensors` holds merged plain open_clip weights.
@@ -33,9 +35,15 @@ ADAPTER_KEY = ".lora_A."  # present in the state-dict keys of an adapted (unmerg
 _TUNER = "_lora_tuner"  # the peft LoraModel of an adapted classifier, kept outside nn.Module registration
 
 
+BLOCKS = "resblocks"  # open_clip's list of transformer blocks: `transformer.resblocks.N` in a ViT image tower
+
+
 def trainable_mode(recipe: Recipe) -> str:
-    """`full`, `last-k` (its k is `recipe.last_k`) or `lora`; recipes with `optim.last_num_ft` are read as last-k."""
-    return "last-k" if recipe.last_k else recipe.train.trainable
+    """`full`, `last-k` (its k is `recipe.last_k`), `first-k` (`recipe.first_k`) or `lora`; recipes with
+    `optim.last_num_ft` are read as last-k."""
+    if recipe.last_k:
+        return "last-k"
+    return "first-k" if recipe.first_k else recipe.train.trainable
 
 
 class MethodLike(Protocol):
@@ -60,20 +68,47 @@ def select_trainable(method: MethodLike) -> list[nn.Parameter]:
 
 
 def peft_config(settings: LoraConfig) -> Any:
+    """peft's config of `settings`. `lora.layers` becomes `layers_to_transform` with `layers_pattern="resblocks"`:
+    peft (0.21, `check_target_module_exists`) takes a matched module's block index from the number right after
+    `resblocks.` in its name, which fits open_clip's `transformer.resblocks.N.mlp.c_fc` and
+    `transformer.resblocks.N.attn` inside the image tower (tested in tests/test_first_k.py), so no full module
+    names are needed."""
     from peft import LoraConfig as PeftLoraConfig
 
+    layers = {} if settings.layers is None else {"layers_to_transform": sorted(settings.layers),
+                                                 "layers_pattern": BLOCKS}
     return PeftLoraConfig(r=settings.rank, lora_alpha=settings.alpha, lora_dropout=settings.dropout,
-                          target_modules=list(settings.target_modules), bias="none")
+                          target_modules=list(settings.target_modules), bias="none", **layers)
+
+
+def block_count(visual: nn.Module) -> int | None:
+    """How many transformer blocks an open_clip ViT image tower has (`transformer.resblocks`); None otherwise."""
+    blocks = getattr(getattr(visual, "transformer", None), BLOCKS, None)
+    return len(blocks) if isinstance(blocks, nn.ModuleList) else None
+
+
+def _check_layers(visual: nn.Module, settings: LoraConfig) -> None:
+    if settings.layers is None:
+        return
+    count = block_count(visual)
+    if count is None:
+        raise UsageError(f"recipe key 'lora.layers' needs an open_clip ViT image tower (transformer.{BLOCKS}), "
+                         f"not {type(visual).__name__}; set lora.layers=null")
+    if wrong := [i for i in settings.layers if i >= count]:
+        raise UsageError(f"recipe key 'lora.layers' names block(s) {wrong}, but the image tower has {count} blocks "
+                         f"(0 to {count - 1})")
 
 
 def _inject(visual: nn.Module, settings: LoraConfig) -> Any:
     from peft import LoraModel
 
+    _check_layers(visual, settings)
     try:
         return LoraModel(visual, peft_config(settings), ADAPTER)
     except ValueError as exc:  # peft: no module matched, or a module type it cannot adapt
+        where = "" if settings.layers is None else f" and lora.layers={sorted(settings.layers)}"
         raise UsageError(f"cannot apply LoRA to {type(visual).__name__} with lora.target_modules="
-                         f"{list(settings.target_modules)}: {str(exc).splitlines()[0]}") from None
+                         f"{list(settings.target_modules)}{where}: {str(exc).splitlines()[0]}") from None
 
 
 def apply_lora(classifier: ClipClassifier, settings: LoraConfig) -> list[nn.Parameter]:
