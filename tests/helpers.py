@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import contextlib
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -41,23 +42,32 @@ def make_image_folder(root: Path, per_class: int = 6, size: int = 32) -> list[st
 
 
 @contextmanager
-def ctrl_c_at_step(step: int) -> Iterator[None]:
-    """Inside the block, Trainer.train_step raises KeyboardInterrupt when the trainer is at `step`, as Ctrl-C
-    landing in that step would; the real step is back after the block."""
+def during_step(step: int, event: Callable[[], None]) -> Iterator[None]:
+    """Inside the block, `event()` happens as the trainer starts the step it is at `step` (before its attack):
+    raising KeyboardInterrupt is Ctrl-C landing in that step; the real step is back after the block."""
     from tgazsr_cli.training.loop import Trainer
 
     real_step = Trainer.train_step
 
-    def interrupted(self: Trainer, images: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+    def with_event(self: Trainer, images: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
         if self.step == step:
-            raise KeyboardInterrupt
+            event()
         return real_step(self, images, labels)
 
-    Trainer.train_step = interrupted  # type: ignore[method-assign]
+    Trainer.train_step = with_event  # type: ignore[method-assign]
     try:
         yield
     finally:
         Trainer.train_step = real_step  # type: ignore[method-assign]
+
+
+def ctrl_c_at_step(step: int) -> contextlib.AbstractContextManager[None]:
+    """Ctrl-C landing in the step the trainer starts at `step`."""
+
+    def interrupt() -> None:
+        raise KeyboardInterrupt
+
+    return during_step(step, interrupt)
 
 
 def quarter_means(values: list[float]) -> list[float]:

@@ -3,19 +3,19 @@ of it is written, the exit says "preempted", and --resume ends bit-identical to 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import torch
 
+from tests.helpers import during_step
 from tests.test_interrupt_resume import ENV, STEPS, metrics, run, train_command
 from tests.test_trainer import recipe_for, visual_state
 from tgazsr_cli.checkpoints.checkpoint import load_checkpoint
@@ -27,21 +27,9 @@ from tgazsr_cli.training.outcomes import TrainingPreempted
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 
 
-@contextmanager
-def signal_during_step(step: int, number: int) -> Iterator[None]:
+def signal_during_step(step: int, number: int) -> contextlib.AbstractContextManager[None]:
     """The process sends itself `number` in the middle of the step that starts at `step`."""
-    real_step = Trainer.train_step
-
-    def step_with_signal(self: Trainer, images: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
-        if self.step == step:
-            os.kill(os.getpid(), number)
-        return real_step(self, images, labels)
-
-    Trainer.train_step = step_with_signal  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        Trainer.train_step = real_step  # type: ignore[method-assign]
+    return during_step(step, lambda: os.kill(os.getpid(), number))
 
 
 def test_the_handlers_only_record_and_are_restored() -> None:

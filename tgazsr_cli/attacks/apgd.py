@@ -222,8 +222,11 @@ def apgd_restarts(
     loss_fn: PerSampleLoss,
     stream: str,
     result: RunResult | None = None,
+    objective_of: Callable[[nn.Module, torch.Tensor, PerSampleLoss, ThreatModel], Objective] | None = None,
 ) -> RunResult:
-    """`threat.restarts` APGD runs, each only on the points not broken yet."""
+    """`threat.restarts` APGD runs, each only on the points not broken yet. `objective_of` builds the loss to
+    maximise (default `make_objective`; the adaptive view of a defence passes its EOT objective)."""
+    objective_of = objective_of or make_objective
     for restart in range(threat.restarts):
         rows = torch.arange(len(images), device=images.device)
         if result is not None:
@@ -232,7 +235,7 @@ def apgd_restarts(
             break
         sub_ids = [ids[i] for i in rows.tolist()]
         sub_images = images[rows]
-        objective = make_objective(model, labels[rows], loss_fn, threat)
+        objective = objective_of(model, labels[rows], loss_fn, threat)
         start = _start(sub_images, threat, f"{stream}/restart{restart}", sub_ids)
         run = apgd_run(objective, sub_images, start, threat.eps_pixels, threat.steps)
         if result is None:

@@ -7,12 +7,11 @@ Code outside the package (a plugin, a notebook) registers a function directly wi
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from tgazsr_cli.errors import unknown_name
-from tgazsr_cli.runtime.registry import import_plugins
+from tgazsr_cli.runtime.registry import import_plugins, load_target
 
 if TYPE_CHECKING:
     import torch
@@ -47,11 +46,7 @@ class AttackEntry:
     @property
     def run(self) -> Attack:
         if not self._loaded:
-            if callable(self.target):
-                self._loaded.append(self.target)
-            else:
-                module, _, function = self.target.partition(":")
-                self._loaded.append(getattr(importlib.import_module(module), function))
+            self._loaded.append(load_target(self.target))
         return self._loaded[0]
 
     def __call__(self, model: nn.Module, images: torch.Tensor, labels: torch.Tensor, threat: ThreatModel,

@@ -31,14 +31,12 @@ from tgazsr_cli.attacks.apgd import (
     DEFAULT_TARGETS,
     PerSampleLoss,
     RunResult,
-    apgd_run,
+    apgd_restarts,
     ce_loss,
     dlr_loss,
-    linf_surface_start,
     make_objective,
     ranked_targets,
     require_classes,
-    sample_generators,
     sample_ids_or_positions,
     targeted_dlr_loss,
 )
@@ -140,25 +138,8 @@ def _merge(into: RunResult, rows: torch.Tensor, new: RunResult, compare_loss: bo
 def eot_apgd_restarts(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, threat: ThreatModel,
                       ids: list[int], loss_fn: PerSampleLoss, stream: str, samples: int) -> RunResult:
     """attacks/apgd.py's restarts (same streams, so the same random starts) with the EOT objective."""
-    result: RunResult | None = None
-    for restart in range(threat.restarts):
-        rows = torch.arange(len(images), device=images.device)
-        if result is not None:
-            rows = rows[~result.fooled]
-        if len(rows) == 0:
-            break
-        sub_ids, sub_images = [ids[i] for i in rows.tolist()], images[rows]
-        objective = eot_objective(model, labels[rows], loss_fn, threat, samples)
-        start = (linf_surface_start(sub_images, threat.eps_pixels,
-                                    sample_generators(threat.seed, f"{stream}/restart{restart}", sub_ids))
-                 if threat.random_start else torch.zeros_like(sub_images))
-        run = apgd_run(objective, sub_images, start, threat.eps_pixels, threat.steps)
-        if result is None:
-            result = run
-        else:
-            _merge(result, rows, run, compare_loss=True)
-    assert result is not None
-    return result
+    return apgd_restarts(model, images, labels, threat, ids, loss_fn, stream,
+                         objective_of=functools.partial(eot_objective, samples=samples))
 
 
 def eot_apgd(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, threat: ThreatModel,

@@ -13,12 +13,12 @@ An evaluation with a defence reports two views of every attack (`VIEWS`):
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any
 
 from tgazsr_cli.config.fields import Bounds, NonNegative, NonNegativeInt, Positive, build_section
 from tgazsr_cli.errors import unknown_name
+from tgazsr_cli.runtime.registry import load_target
 
 if TYPE_CHECKING:
     from torch import nn
@@ -66,11 +66,7 @@ class DefenceEntry:
     @property
     def factory(self) -> Any:
         if not self._loaded:
-            if callable(self.target):
-                self._loaded.append(self.target)
-            else:
-                module, _, function = self.target.partition(":")
-                self._loaded.append(getattr(importlib.import_module(module), function))
+            self._loaded.append(load_target(self.target))
         return self._loaded[0]
 
     def settings(self, values: dict[str, Any] | None = None) -> Any:

@@ -10,6 +10,7 @@ import pkgutil
 import sys
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from tgazsr_cli.errors import UsageError, first_line
 
@@ -26,6 +27,15 @@ def import_members(package: str, path: Iterable[str]) -> list[str]:
     for name in names:
         importlib.import_module(f"{package}.{name}")
     return names
+
+
+def load_target(target: str | Any) -> Any:
+    """What a registry entry names: a callable as it is, or "package.module:name" imported on first use (so a
+    registry can list its entries without importing the modules that compute, and torch with them)."""
+    if callable(target):
+        return target
+    module, _, name = str(target).partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def plugin_folders() -> list[Path]:
