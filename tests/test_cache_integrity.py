@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from tests.test_decoded_cache import counting_decoder
 from tgazsr_cli.data import decoded_cache, load_image_dataset
 from tgazsr_cli.data.cached import apply_decoded_cache, cached_training_data, ensure_cache
 from tgazsr_cli.errors import RuntimeFailure
@@ -26,15 +27,7 @@ def data():
 @pytest.fixture
 def decodes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """One entry per image decoded: a rebuild decodes all of them again, a reuse none."""
-    calls: list[int] = []
-    real = decoded_cache.decode_image
-
-    def counted(*args, **kwargs):
-        calls.append(1)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(decoded_cache, "decode_image", counted)
-    return calls
+    return counting_decoder(monkeypatch)
 
 
 @pytest.fixture

@@ -283,8 +283,10 @@ def apgd_targeted(
     threat: ThreatModel,
     sample_ids: torch.Tensor | None = None,
     n_targets: int = DEFAULT_TARGETS,
+    objective_of: Callable[[nn.Module, torch.Tensor, PerSampleLoss, ThreatModel], Objective] | None = None,
 ) -> torch.Tensor:
-    """APGD-T: targeted-DLR APGD against each of the top-`n_targets` other classes in turn."""
+    """APGD-T: targeted-DLR APGD against each of the top-`n_targets` other classes in turn (`objective_of`: as in
+    `apgd_restarts`)."""
     images = images.detach()
     if threat.eps == 0 or len(images) == 0:
         return images.clone()
@@ -303,7 +305,8 @@ def apgd_targeted(
                 break
             loss_fn = functools.partial(targeted_dlr_loss, targets=target[rows])
             sub_ids = [ids[i] for i in rows.tolist()]
-            run = apgd_restarts(model, images[rows], labels[rows], threat, sub_ids, loss_fn, f"apgd-t/target{rank}")
+            run = apgd_restarts(model, images[rows], labels[rows], threat, sub_ids, loss_fn, f"apgd-t/target{rank}",
+                                objective_of=objective_of)
             if result is None:
                 result = run
             else:

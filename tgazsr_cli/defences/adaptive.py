@@ -28,17 +28,15 @@ from torch import nn
 
 from tgazsr_cli.attacks import SUITES, ThreatModel, get_attack, get_suite, resolve_attack
 from tgazsr_cli.attacks.apgd import (
-    DEFAULT_TARGETS,
     PerSampleLoss,
     RunResult,
     apgd_restarts,
+    apgd_targeted,
     ce_loss,
     dlr_loss,
     make_objective,
-    ranked_targets,
     require_classes,
     sample_ids_or_positions,
-    targeted_dlr_loss,
 )
 from tgazsr_cli.attacks.base import autocast_for, eval_mode
 from tgazsr_cli.attacks.pgd import cross_entropy_sum, cw_margin_sum, maximize
@@ -154,26 +152,8 @@ def eot_apgd(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, threa
             if name == "apgd-dlr":
                 require_classes(name, _num_classes(model, images[:1]), 3)
             return eot_apgd_restarts(model, images, labels, threat, ids, APGD_LOSSES[name], name, samples).points
-        with torch.no_grad():
-            logits = model(images).float()
-        require_classes("apgd-t", logits.shape[1], 4)
-        targets = ranked_targets(logits, labels, min(DEFAULT_TARGETS, logits.shape[1] - 1))
-        result: RunResult | None = None
-        for rank in range(targets.shape[1]):
-            rows = torch.arange(len(images), device=images.device)
-            if result is not None:
-                rows = rows[~result.fooled]
-            if len(rows) == 0:
-                break
-            loss_fn = functools.partial(targeted_dlr_loss, targets=targets[rows, rank])
-            run = eot_apgd_restarts(model, images[rows], labels[rows], threat, [ids[i] for i in rows.tolist()],
-                                    loss_fn, f"apgd-t/target{rank}", samples)
-            if result is None:
-                result = run
-            else:
-                _merge(result, rows, run, compare_loss=False)
-        assert result is not None
-        return result.points
+    return apgd_targeted(model, images, labels, threat, sample_ids,
+                         objective_of=functools.partial(eot_objective, samples=samples))
 
 
 def _num_classes(model: nn.Module, probe: torch.Tensor) -> int:
