@@ -117,7 +117,6 @@ def run_evaluation(request: EvalRequest, progress: Progress | None = None) -> Ev
     """Evaluate every requested model on every dataset under every attack; write the reports if asked."""
     from tgazsr_cli.runtime import distributed as dist
     from tgazsr_cli.runtime.device import pick_device
-    from tgazsr_cli.runtime.threads import announced, use_threads
 
     check_request(request)
     suites = resolve_suites(request.suites)
@@ -126,40 +125,53 @@ def run_evaluation(request: EvalRequest, progress: Progress | None = None) -> Ev
         output.check()
     with nothing_left_behind(output):
         torch_device = dist.init_from_env(pick_device(request.device))
-        models = load_models(request, torch_device)
-        recipe = next((m.recipe for m in models if m.recipe), {})
-        settings, source = resolve_settings(request, recipe)
-        check_defence(settings.defence, settings.defence_options)
-        progress = announced(progress, use_threads(torch_device, settings.threads, "eval.threads"))
-        attacks = check_attack_names([*request.attacks, *suites.attack_suites] or split_names(settings.attack))
-        threat = ThreatModel(eps=settings.eps, steps=settings.steps, step_size=settings.step_size,
-                             restarts=request.restarts, precision=settings.precision, seed=settings.seed)
-        names = [*suites.datasets, *(n for n in request.datasets if n not in suites.datasets)] or settings.datasets
-        if not names:
-            raise UsageError("name the datasets to evaluate on with --datasets a,b,c")
-        notices = [f"evaluation settings from {source}; flags override them"] if source else []
-        result = EvalResult([], replace(settings, datasets=names), notices=notices,
-                            is_main_process=dist.is_main_process())
         try:
-            result.records = evaluate_all(models, names, request, settings, attacks, threat,
-                                          progress or SilentProgress())
-        except KeyboardInterrupt as exc:
-            stopped = exc if isinstance(exc, EvaluationInterrupted) else EvaluationInterrupted([], 0, len(names))
-            stopped.is_main_process = result.is_main_process
-            if output is not None and stopped.records and result.is_main_process:
-                from tgazsr_cli.evaluation.report import write_reports
+            result = _evaluate_on(torch_device, request, suites, output, progress)
+            dist.barrier()  # no rank leaves the group while another is still in a collective
+        finally:
+            dist.shutdown()  # an open gloo group torn down at exit can abort the slower rank
+    return result
 
-                # the finished datasets' results are kept; the folder is then not empty, so it stays
-                stopped.written = write_reports(stopped.records, output.path, partial=stopped.partial)
-            raise stopped from None
-        if output is not None and result.is_main_process:
+
+def _evaluate_on(torch_device: Any, request: EvalRequest, suites: Any, output: OutputFolder | None,
+                 progress: Progress | None) -> EvalResult:
+    from tgazsr_cli.runtime import distributed as dist
+    from tgazsr_cli.runtime.threads import announced, use_threads
+
+    models = load_models(request, torch_device)
+    recipe = next((m.recipe for m in models if m.recipe), {})
+    settings, source = resolve_settings(request, recipe)
+    check_defence(settings.defence, settings.defence_options)
+    progress = announced(progress, use_threads(torch_device, settings.threads, "eval.threads"))
+    attacks = check_attack_names([*request.attacks, *suites.attack_suites] or split_names(settings.attack))
+    threat = ThreatModel(eps=settings.eps, steps=settings.steps, step_size=settings.step_size,
+                         restarts=request.restarts, precision=settings.precision, seed=settings.seed)
+    names = [*suites.datasets, *(n for n in request.datasets if n not in suites.datasets)] or settings.datasets
+    if not names:
+        raise UsageError("name the datasets to evaluate on with --datasets a,b,c")
+    notices = [f"evaluation settings from {source}; flags override them"] if source else []
+    result = EvalResult([], replace(settings, datasets=names), notices=notices,
+                        is_main_process=dist.is_main_process())
+    try:
+        result.records = evaluate_all(models, names, request, settings, attacks, threat,
+                                      progress or SilentProgress())
+    except KeyboardInterrupt as exc:
+        stopped = exc if isinstance(exc, EvaluationInterrupted) else EvaluationInterrupted([], 0, len(names))
+        stopped.is_main_process = result.is_main_process
+        if output is not None and stopped.records and result.is_main_process:
             from tgazsr_cli.evaluation.report import write_reports
 
-            result.written = write_reports(result.records, output.path)
-            if request.plots:
-                from tgazsr_cli.evaluation.calibration import reliability_plots
+            # the finished datasets' results are kept; the folder is then not empty, so it stays
+            stopped.written = write_reports(stopped.records, output.path, partial=stopped.partial)
+        raise stopped from None
+    if output is not None and result.is_main_process:
+        from tgazsr_cli.evaluation.report import write_reports
 
-                result.written += reliability_plots(result.records, output.path)
+        result.written = write_reports(result.records, output.path)
+        if request.plots:
+            from tgazsr_cli.evaluation.calibration import reliability_plots
+
+            result.written += reliability_plots(result.records, output.path)
     return result
 
 
