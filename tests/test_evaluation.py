@@ -163,7 +163,7 @@ def test_records_become_paper_tables_csv_and_json(tiny_model, tmp_path: Path) ->
                                                      threat=ThreatModel(eps=2.0, steps=5), batch_size=8,
                                                      num_workers=0, sanity=False)]
     written = write_reports(records, tmp_path)
-    assert [p.name for p in written] == ["results.json", "results.md", "results.csv", "tradeoff.png"]
+    assert [p.name for p in written] == ["results.json", "results.md", "results.csv", "tradeoff.png", "clip_benchmark"]
     assert json.loads(written[0].read_text()) == records
     rows = list(csv.DictReader(io.StringIO(csv_report(records))))
     assert [(r["metric"], r["attack"]) for r in rows] == [("clean", ""), ("robust", "pgd"), ("robust", "cw")]

@@ -207,3 +207,43 @@ def test_ucat_is_ce_plus_weighted_reverse_dirichlet_kl(tiny_model, batch, kl_tar
     torch.testing.assert_close(output.total, expected, rtol=1e-4, atol=1e-4)
     assert output.parts["dirichlet_kl"] == pytest.approx(kl.item(), rel=1e-4)
     assert kl.item() > 0
+
+
+@pytest.mark.parametrize(("name", "attack"), [("agft", "maximize"), ("ucat", "pgd")])
+def test_agft_and_ucat_score_in_fp32_under_bf16_autocast(tiny_model, batch, monkeypatch: pytest.MonkeyPatch,
+                                                         name: str, attack: str) -> None:
+    """Given the same (bf16) embeddings, the loss under bf16 autocast is the fp32 computation's to fp32 tolerance.
+
+    The embeddings are what a bf16 tower hands back, made the same way in both runs; the training attack runs
+    without autocast in both (its own precision is not what is checked here), so only the scoring differs.
+    """
+    import tgazsr_cli.attacks.pgd as pgd_module
+
+    images, labels = batch
+    method = method_for(tiny_model, name, "method_options={}" if name == "agft" else
+                        "method_options={kl_weight: 0.01}")
+
+    def bf16_tower(encode):
+        def encode_image(x: torch.Tensor) -> torch.Tensor:
+            with torch.autocast("cpu", enabled=False):
+                return encode(x).to(torch.bfloat16)
+        return encode_image
+
+    for model in (tiny_model, method.teacher):
+        model.encode_image = bf16_tower(model.encode_image)
+    real_attack = getattr(pgd_module, attack)
+
+    def attack_without_autocast(*args, **kwargs) -> torch.Tensor:
+        with torch.autocast("cpu", enabled=False):
+            return real_attack(*args, **kwargs)
+
+    monkeypatch.setattr(pgd_module, attack, attack_without_autocast)
+    torch.manual_seed(14)  # the same random start in both runs
+    reference = method.loss(images, labels)
+    torch.manual_seed(14)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = method.loss(images, labels)
+    assert mixed.total.dtype == torch.float32
+    torch.testing.assert_close(mixed.total, reference.total, rtol=1e-6, atol=1e-6)
+    for key, value in reference.parts.items():
+        torch.testing.assert_close(mixed.parts[key], value, rtol=1e-6, atol=1e-6)

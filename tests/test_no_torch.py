@@ -64,12 +64,16 @@ def test_print_config_and_every_usage_error_happen_before_torch(tmp_path: Path) 
         "attack without a model": (["attack", "-d", "digits"], 2),
         "attack output is a file": (["attack", "-d", "digits", *tiny, "-o", str(a_file)], 2),
         "attack negative eps": (["attack", "-d", "digits", *tiny, "--eps", "-1"], 2),
+        "eval unknown protocol": (["eval", *tiny, "--protocol", "agtf"], 2),
+        "eval dataset not in the protocol": (["eval", *tiny, "--protocol", "agft", "-d", "digits"], 2),
+        "eval as-published without a protocol": (["eval", *tiny, "-d", "digits", "--as-published"], 2),
     }
     results = run_without_torch([argv for argv, _ in cases.values()], tmp_path)
     for (name, (_, expected)), (code, imported_torch) in zip(cases.items(), results, strict=True):
         assert (name, code, imported_torch) == (name, expected, False)
 
 
-@pytest.mark.parametrize("argv", [["methods"], ["attacks"], ["recipes"], ["datasets"]])
+@pytest.mark.parametrize("argv", [["methods"], ["attacks"], ["recipes"], ["datasets"], ["protocols"],
+                                  ["protocols", "robustvlm", "--json"]])
 def test_listing_imports_no_torch(argv: list[str], tmp_path: Path) -> None:
     assert run_without_torch([argv], tmp_path) == [[0, False]]

@@ -61,10 +61,24 @@ def test_cw_margin_formula() -> None:
 
 
 @pytest.mark.parametrize("kwargs", [{"eps": 255}, {"eps": -1}, {"steps": -2}, {"step_size": 0},
-                                    {"precision": "fp8"}])
+                                    {"precision": "fp8"}, {"loss_reduction": "max"}])
 def test_threat_model_rejects_bad_values(kwargs) -> None:
     with pytest.raises(UsageError):
         ThreatModel(**kwargs)
+
+
+@pytest.mark.parametrize("name", ["pgd", "cw"])
+def test_mean_and_sum_reductions_give_the_same_images_in_fp32(tiny_model, name) -> None:
+    """The sign of a gradient does not see its scale: dividing by a batch of 8 (a power of two, so exactly) changes
+    nothing in fp32 except where a gradient entry is exactly zero (none here)."""
+    images = torch.rand(8, 3, 28, 28, generator=torch.Generator().manual_seed(2))
+    labels = own_predictions(tiny_model, images)
+    ids = torch.arange(8)
+    results = {reduction: get_attack(name)(tiny_model, images, labels, ThreatModel(
+        eps=2, steps=5, step_size=0.5, restarts=2, loss_reduction=reduction), ids) for reduction in ("sum", "mean")}
+    assert torch.equal(results["sum"], results["mean"])
+    assert ThreatModel(loss_reduction="mean").describe()["loss_reduction"] == "mean"
+    assert ThreatModel().loss_reduction == "sum"  # the honest default (see attacks/threat.py)
 
 
 def test_unknown_attack_suggests_a_name() -> None:

@@ -66,6 +66,7 @@ ROWS: list[tuple[str, str, Any, str]] = [
     ("paper/agft-vitb32-tinyimagenet", "optim.warmup_steps", 1000, f"{AGFT}/main.py:115"),
     ("paper/agft-vitb32-tinyimagenet", "optim.epochs", 10, f"{AGFT}/main.py:103"),
     ("paper/agft-vitb32-tinyimagenet", "model.name", "ViT-B-32", f"{AGFT}/main.py:31"),
+    ("paper/agft-vitb32-tinyimagenet", "data.templates", ["This is a photo of a {}."], f"{AGFT}/clip_dataset.py:472"),
     # AGFT's own protocol
     ("imagenet/agft-vitb32-imagenet", "data.templates", ["This is a photo of a {}."], f"{AGFT}/clip_dataset.py:337"),
     ("imagenet/agft-vitb32-imagenet", "optim.epochs", 10, f"{AGFT}/main.py:103"),

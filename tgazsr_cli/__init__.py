@@ -27,6 +27,7 @@ _PUBLIC = {  # name -> module that defines it
     "list_attacks": "tgazsr_cli.api.public",
     "list_datasets": "tgazsr_cli.api.public",
     "list_protocols": "tgazsr_cli.api.public",
+    "load_protocol": "tgazsr_cli.api.public",
     "ThreatModel": "tgazsr_cli.attacks.threat",
     "TrainRequest": "tgazsr_cli.api.train",
     "EvalRequest": "tgazsr_cli.api.evaluate",
@@ -56,6 +57,7 @@ __all__ = [
     "list_protocols",
     "load_dataset",
     "load_model",
+    "load_protocol",
     "load_recipe",
     "train",
 ]
@@ -73,6 +75,7 @@ if TYPE_CHECKING:
         list_protocols,
         load_dataset,
         load_model,
+        load_protocol,
         load_recipe,
         train,
     )

@@ -1,7 +1,9 @@
 """The `tgazsr eval` entry point: which models, which datasets, which settings; then the model x dataset loop.
 
 Settings resolve as: built-in defaults < the `eval:` section of a recipe (`--recipe`, else the recipe the first
-checkpoint was trained with) < explicit flags. Models of one input size share one decoded copy of a dataset.
+checkpoint was trained with) < the protocol it or a flag names (protocols/: datasets, attack, scoring, and per
+dataset the class names, templates, preprocessing and selection) < explicit flags. Models of one input size
+share one decoded copy of a dataset.
 Results never overwrite earlier ones unless asked to (`force`), and an interrupted run leaves no empty folder:
 Ctrl-C keeps the results of the datasets finished before it, written as a report marked partial.
 """
@@ -12,17 +14,21 @@ import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tgazsr_cli.attacks import ThreatModel, check_attack_names, check_attack_or_suite
 from tgazsr_cli.config import EvalConfig, build_section, load_recipe
 from tgazsr_cli.defences.registry import check_defence
-from tgazsr_cli.errors import UsageError
+from tgazsr_cli.errors import UsageError, unknown_name
 from tgazsr_cli.evaluation.suites import resolve_suites
 from tgazsr_cli.runtime.output import OutputFolder
 from tgazsr_cli.runtime.progress import Progress, SilentProgress
 
-RESULT_FILES = ("results.json", "results.md", "results.csv", "tradeoff.png", "reliability-*.png")
+if TYPE_CHECKING:
+    from tgazsr_cli.protocols import Protocol
+
+RESULT_FILES = ("results.json", "results.md", "results.csv", "tradeoff.png", "reliability-*.png",
+                "clip_benchmark/*.json")
 TEXT_CACHE_OFF = "off"
 
 
@@ -38,8 +44,7 @@ class EvalRequest:
     attacks: list[str] = field(default_factory=list)  # attacks and attack suites; empty: the recipe's eval.attack
     suites: list[str] = field(default_factory=list)  # attack suites or dataset suites (recipes/eval)
     recipe: str | None = None  # a recipe whose eval section supplies the defaults
-    settings: dict[str, Any] = field(default_factory=dict)  # EvalConfig keys: split, eps, steps, ...
-    restarts: int = 1
+    settings: dict[str, Any] = field(default_factory=dict)  # EvalConfig keys: protocol, split, eps, steps, ...
     sanity: bool = True
     workers: int = 2
     on_broken: str = "skip"
@@ -92,8 +97,33 @@ def resolve_settings(request: EvalRequest, checkpoint_recipe: dict[str, Any]) ->
         base, source = load_recipe(request.recipe).to_dict()["eval"], f"recipe {request.recipe}"
     elif checkpoint_recipe.get("eval"):
         base, source = checkpoint_recipe["eval"], "the checkpoint's recipe"
-    settings = build_section(EvalConfig, {**base, **request.settings}, "eval.")
-    return settings, source
+    chosen = build_section(EvalConfig, {**base, **request.settings}, "eval.")
+    protocol = protocol_of(chosen)
+    if protocol is None:
+        return chosen, source
+    source = f"protocol {protocol.name}" + (" (as published)" if protocol.published else "")
+    return build_section(EvalConfig, {**base, **protocol_settings(protocol), **request.settings}, "eval."), source
+
+
+def protocol_of(settings: EvalConfig) -> Protocol | None:
+    """The protocol the settings name (with its as-published scoring when asked), or None."""
+    from tgazsr_cli.protocols import load_protocol
+
+    if settings.protocol is None:
+        if settings.as_published:
+            raise UsageError("--as-published applies a protocol's reference choices: name one with --protocol")
+        return None
+    return load_protocol(settings.protocol, as_published=settings.as_published)
+
+
+def protocol_settings(protocol: Protocol) -> dict[str, Any]:
+    """The eval-section values a protocol fixes: its datasets, its attack and how robust accuracy is scored."""
+    attack = protocol.attack
+    threat = ({"attack": attack.name, "eps": attack.eps, "steps": attack.steps, "step_size": attack.step_size,
+               "restarts": attack.restarts} if attack.name != "none" else {"eps": 0.0, "steps": 0})
+    scoring = protocol.scoring
+    return {"datasets": list(protocol.datasets), **threat, "precision": scoring.precision,
+            "loss_reduction": scoring.loss_reduction, "robust_counting": scoring.robust_counting}
 
 
 def check_request(request: EvalRequest) -> None:
@@ -107,6 +137,8 @@ def check_request(request: EvalRequest) -> None:
     resolve_suites(request.suites)
     given, _ = resolve_settings(request, {})  # the values given, checked against the eval section's types
     check_defence(given.defence, given.defence_options)  # a known defence and valid settings of it
+    if given.protocol is not None:
+        dataset_names(request, resolve_suites(request.suites), given)  # each of the protocol's datasets
     if request.plots and request.output is None:
         raise UsageError("--plots writes reliability diagrams into the output folder: add --output DIR")
     if request.output is not None:
@@ -145,10 +177,9 @@ def _evaluate_on(torch_device: Any, request: EvalRequest, suites: Any, output: O
     progress = announced(progress, use_threads(torch_device, settings.threads, "eval.threads"))
     attacks = check_attack_names([*request.attacks, *suites.attack_suites] or split_names(settings.attack))
     threat = ThreatModel(eps=settings.eps, steps=settings.steps, step_size=settings.step_size,
-                         restarts=request.restarts, precision=settings.precision, seed=settings.seed)
-    names = [*suites.datasets, *(n for n in request.datasets if n not in suites.datasets)] or settings.datasets
-    if not names:
-        raise UsageError("name the datasets to evaluate on with --datasets a,b,c")
+                         restarts=settings.restarts, precision=settings.precision, seed=settings.seed,
+                         loss_reduction=settings.loss_reduction)
+    names = dataset_names(request, suites, settings)
     notices = [f"evaluation settings from {source}; flags override them"] if source else []
     result = EvalResult([], replace(settings, datasets=names), notices=notices,
                         is_main_process=dist.is_main_process())
@@ -175,6 +206,20 @@ def _evaluate_on(torch_device: Any, request: EvalRequest, suites: Any, output: O
     return result
 
 
+def dataset_names(request: EvalRequest, suites: Any, settings: EvalConfig) -> list[str]:
+    """The datasets to score, in order: the dataset suites', then --datasets, else the settings' (a protocol's);
+    under a protocol each must be one of its datasets."""
+    names = [*suites.datasets, *(n for n in request.datasets if n not in suites.datasets)] or settings.datasets
+    if not names:
+        raise UsageError("name the datasets to evaluate on with --datasets a,b,c")
+    protocol = protocol_of(settings)
+    if protocol is not None:
+        for name in names:
+            if name not in protocol.datasets:
+                raise unknown_name(f"dataset of protocol {protocol.name}", name, protocol.datasets)
+    return names
+
+
 def load_models(request: EvalRequest, device: Any) -> list[Any]:
     """The rows of the table: the base models (with --original, one per distinct base), the open_clip model,
     then the checkpoints, in the order given."""
@@ -198,11 +243,10 @@ def evaluate_all(models: list[Any], names: list[str], request: EvalRequest, sett
                  attacks: list[str], threat: Any, progress: Progress) -> list[dict[str, Any]]:
     """The records of every model on every dataset; Ctrl-C raises EvaluationInterrupted with the records of the
     datasets every model had finished (a dataset some models had not reached is left out whole)."""
-    from tgazsr_cli.data import load_image_dataset
     from tgazsr_cli.evaluation.robust_accuracy import evaluate_sharded
 
+    protocol = protocol_of(settings)
     records: list[dict[str, Any]] = []
-    data_dir = settings.data_dir
     finished = 0
     try:
         for name in names:
@@ -210,21 +254,59 @@ def evaluate_all(models: list[Any], names: list[str], request: EvalRequest, sett
             of_dataset: list[dict[str, Any]] = []
             for item in models:
                 size = item.classifier.image_size
-                if size not in by_size:  # --data-dir: the copy itself for one dataset, else a folder of copies
-                    where = {"data_dir": data_dir} if len(names) == 1 else {"data_root": data_dir}
-                    by_size[size] = load_image_dataset(name, split=settings.split, image_size=size, **where,
-                                                       limit=settings.limit, seed=settings.seed)
-                found = evaluate_sharded(item.classifier, by_size[size], model_label=item.label, attacks=attacks,
-                                         threat=threat, batch_size=settings.batch_size, num_workers=request.workers,
-                                         progress=progress, sanity=request.sanity, on_broken=request.on_broken,
-                                         defence=settings.defence, defence_options=settings.defence_options,
-                                         eot_samples=settings.eot_samples)
-                of_dataset.extend(record.to_dict() for record in found)
+                if size not in by_size:
+                    by_size[size] = read_dataset(name, size, request, settings, protocol, len(names))
+                data = by_size[size]
+                item.classifier.resize_inside = data.resize_inside  # native resolution: resized in the model
+                try:
+                    found = evaluate_sharded(
+                        item.classifier, data, model_label=item.label, attacks=attacks, threat=threat,
+                        batch_size=settings.batch_size, num_workers=request.workers, progress=progress,
+                        sanity=request.sanity, on_broken=request.on_broken, defence=settings.defence,
+                        defence_options=settings.defence_options, eot_samples=settings.eot_samples,
+                        robust_counting=settings.robust_counting, pretrained=weights_name(item),
+                        protocol=protocol.name if protocol else None)
+                finally:
+                    item.classifier.resize_inside = None
+                of_dataset.extend(with_protocol(record.to_dict(), protocol, name) for record in found)
             records.extend(of_dataset)
             finished += 1
     except KeyboardInterrupt:
         raise EvaluationInterrupted(records, finished, len(names)) from None
     return records
+
+
+def weights_name(item: Any) -> str | None:
+    """What CLIP_benchmark's `pretrained` column calls a model's weights: the tag, or the checkpoint's label."""
+    return item.label if item.info is not None else item.classifier.spec.pretrained
+
+
+def read_dataset(name: str, image_size: int, request: EvalRequest, settings: EvalConfig, protocol: Protocol | None,
+                 count: int) -> Any:
+    """Dataset `name` at `image_size`, read as the protocol says (if any); --data-dir is the copy itself for one
+    dataset, else a folder of copies."""
+    from tgazsr_cli.data import load_image_dataset
+
+    where = {"data_dir": settings.data_dir} if count == 1 else {"data_root": settings.data_dir}
+    if protocol is None:
+        return load_image_dataset(name, split=settings.split, image_size=image_size, **where, limit=settings.limit,
+                                  seed=settings.seed)
+    entry = protocol.datasets[name]
+    data = load_image_dataset(entry.dataset, split=request.settings.get("split", entry.split), image_size=image_size,
+                              **where, limit=settings.limit, seed=settings.seed, view=entry.view())
+    data.name = name
+    return data
+
+
+def with_protocol(record: dict[str, Any], protocol: Protocol | None, name: str) -> dict[str, Any]:
+    """A record that says which protocol scored it, as published or with the honest defaults."""
+    record["protocol"] = protocol.name if protocol else None
+    if protocol is not None:
+        record["extra"]["protocol_scoring"] = "as-published" if protocol.published else "default"
+        entry = protocol.datasets[name]
+        if entry.clip_benchmark_name:
+            record["extra"]["clip_benchmark_name"] = entry.clip_benchmark_name
+    return record
 
 
 @contextlib.contextmanager

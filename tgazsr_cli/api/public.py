@@ -20,6 +20,7 @@ from tgazsr_cli.errors import UsageError, did_you_mean
 if TYPE_CHECKING:
     from tgazsr_cli.checkpoints.loading import LoadedModel
     from tgazsr_cli.data import ImageClassificationData
+    from tgazsr_cli.protocols import Protocol
     from tgazsr_cli.runtime.progress import Progress
     from tgazsr_cli.training.outcomes import TrainResult
 
@@ -215,7 +216,27 @@ def list_datasets() -> list[str]:
 
 
 def list_protocols() -> list[str]:
-    """The evaluation protocols: dataset suites under `recipes/eval/` (`zs16`, `zs15`, `fare-clip-benchmark`)."""
-    from tgazsr_cli.evaluation.suites import dataset_suites
+    """The published evaluation protocols (`tgazsr protocols`): `tga-zsr`, `agft`, `robustvlm`, `clip-benchmark`."""
+    from tgazsr_cli.protocols import list_protocols as names
 
-    return sorted(dataset_suites())
+    return names()
+
+
+def load_protocol(name: str, *, as_published: bool = False) -> Protocol:
+    """A published evaluation protocol, resolved (`tgazsr protocols NAME --json`); `evaluate(protocol=name)`
+    evaluates under it.
+
+    Args:
+        name: a shipped protocol (`list_protocols()`) or the path of a protocol .yaml file.
+        as_published: apply the reference's own scoring choices (fp16 attack gradients, ...) instead of the
+            honest defaults.
+    Returns:
+        `Protocol`: `.datasets` (per dataset the class names, templates, split, preprocessing and selection),
+        `.attack`, `.scoring`, `.reference` and `.to_dict()`.
+    Example:
+        >>> load_protocol("agft").datasets["caltech101"].classnames[0]
+        'person'
+    """
+    from tgazsr_cli.protocols import load_protocol as load
+
+    return load(name, as_published=as_published)

@@ -1,8 +1,9 @@
 """Attacks (spec §5): one module per attack, the torch-free threat model, named suites and sanity checks.
 
-The registry (`attacks/registry.py`) names every attack and suite without importing torch; the functions that
-need torch (`run_suite`, `resolve_attack`, `sanity_checks`, `eval_mode`) are imported on first use. Modules in
-$TGAZSR_PLUGIN_PATH may register more attacks (imported on the first lookup).
+The registry (`attacks/registry.py`) names every attack and suite, and the suite-only members that run the official
+AutoAttack (attacks/official.py), without importing torch; the functions that need torch (`run_suite`,
+`resolve_attack`, `sanity_checks`, `eval_mode`) are imported on first use. Modules in $TGAZSR_PLUGIN_PATH may
+register more attacks (imported on the first lookup).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from tgazsr_cli.attacks.registry import (
     ATTACKS,
     SUITE_HELP,
+    SUITE_MEMBERS,
     SUITES,
     Attack,
     AttackEntry,
@@ -19,6 +21,7 @@ from tgazsr_cli.attacks.registry import (
     get_attack,
     get_suite,
     register_attack,
+    restarts_note,
 )
 from tgazsr_cli.attacks.threat import PRECISIONS, ThreatModel
 from tgazsr_cli.runtime.lazy import lazy_exports
@@ -36,6 +39,7 @@ __all__ = [
     "PRECISIONS",
     "SUITES",
     "SUITE_HELP",
+    "SUITE_MEMBERS",
     "Attack",
     "AttackEntry",
     "ThreatModel",
@@ -47,6 +51,7 @@ __all__ = [
     "get_suite",
     "register_attack",
     "resolve_attack",
+    "restarts_note",
     "run_suite",
     "sanity_checks",
 ]

@@ -195,8 +195,10 @@ def apgd_run(objective: Objective, images: torch.Tensor, start: torch.Tensor, ep
     return RunResult(points.detach(), torch.where(found, adv_loss, best_loss), found)
 
 
-def _start(images: torch.Tensor, threat: ThreatModel, stream: str, ids: list[int]) -> torch.Tensor:
-    if not threat.random_start:
+def _start(images: torch.Tensor, threat: ThreatModel, stream: str, ids: list[int], restart: int) -> torch.Tensor:
+    """Restart 0 starts at random unless `random_start` is off; a later restart always does (from the clean
+    image it would only repeat restart 0)."""
+    if not threat.random_start and restart == 0:
         return torch.zeros_like(images)
     return linf_surface_start(images, threat.eps_pixels, sample_generators(threat.seed, stream, ids))
 
@@ -223,9 +225,12 @@ def apgd_restarts(
     stream: str,
     result: RunResult | None = None,
     objective_of: Callable[[nn.Module, torch.Tensor, PerSampleLoss, ThreatModel], Objective] | None = None,
+    targets: torch.Tensor | None = None,
 ) -> RunResult:
-    """`threat.restarts` APGD runs, each only on the points not broken yet. `objective_of` builds the loss to
-    maximise (default `make_objective`; the adaptive view of a defence passes its EOT objective)."""
+    """`threat.restarts` APGD runs, each only on the points not broken yet: a point keeps a success over a failure,
+    then the higher loss. `objective_of` builds the loss to maximise (default `make_objective`; the adaptive view
+    of a defence passes its EOT objective). With `targets` (one per image) the loss is
+    `loss_fn(logits, labels, targets=...)`, the targets following the rows each restart attacks."""
     objective_of = objective_of or make_objective
     for restart in range(threat.restarts):
         rows = torch.arange(len(images), device=images.device)
@@ -235,8 +240,9 @@ def apgd_restarts(
             break
         sub_ids = [ids[i] for i in rows.tolist()]
         sub_images = images[rows]
-        objective = objective_of(model, labels[rows], loss_fn, threat)
-        start = _start(sub_images, threat, f"{stream}/restart{restart}", sub_ids)
+        row_loss = loss_fn if targets is None else functools.partial(loss_fn, targets=targets[rows])
+        objective = objective_of(model, labels[rows], row_loss, threat)
+        start = _start(sub_images, threat, f"{stream}/restart{restart}", sub_ids, restart)
         run = apgd_run(objective, sub_images, start, threat.eps_pixels, threat.steps)
         if result is None:
             result = run
@@ -303,10 +309,9 @@ def apgd_targeted(
                 rows = rows[~result.fooled]
             if len(rows) == 0:
                 break
-            loss_fn = functools.partial(targeted_dlr_loss, targets=target[rows])
             sub_ids = [ids[i] for i in rows.tolist()]
-            run = apgd_restarts(model, images[rows], labels[rows], threat, sub_ids, loss_fn, f"apgd-t/target{rank}",
-                                objective_of=objective_of)
+            run = apgd_restarts(model, images[rows], labels[rows], threat, sub_ids, targeted_dlr_loss,
+                                f"apgd-t/target{rank}", objective_of=objective_of, targets=target[rows])
             if result is None:
                 result = run
             else:

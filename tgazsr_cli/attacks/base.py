@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 from collections.abc import Iterator
 
 import torch
@@ -30,12 +31,23 @@ def autocast_for(device: torch.device, precision: Precision) -> contextlib.Abstr
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
+def noise_seed(seed: int, sample_id: int, restart: int = 0) -> int:
+    """The seed of one image's random start: a pure function of (seed, sample id, restart index).
+
+    Restart 0 keeps the historical formula, so single-restart results stay what they were; later restarts
+    hash the triple (no two restarts or images share a stream)."""
+    if restart == 0:
+        return seed * 1_000_003 + sample_id
+    digest = hashlib.blake2b(f"{seed}/pgd-restart{restart}/{sample_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") & (2**63 - 1)
+
+
 def random_start(
-    images: torch.Tensor, eps: float, seed: int, sample_ids: torch.Tensor | None
+    images: torch.Tensor, eps: float, seed: int, sample_ids: torch.Tensor | None, restart: int = 0
 ) -> torch.Tensor:
     """Uniform noise in [-eps, eps], clipped so that images + noise stays in [0, 1].
 
-    With `sample_ids` the noise of each image depends only on (seed, its id), so a result does not
+    With `sample_ids` the noise of each image depends only on (seed, its id, `restart`), so a result does not
     depend on the evaluation batch size or order; without, it comes from torch's global RNG (training).
     """
     if sample_ids is None:
@@ -44,7 +56,7 @@ def random_start(
         noise = torch.empty_like(images)
         generator = torch.Generator(device="cpu")
         for row, sample_id in enumerate(sample_ids.tolist()):
-            generator.manual_seed(seed * 1_000_003 + int(sample_id))
+            generator.manual_seed(noise_seed(seed, int(sample_id), restart))
             noise[row] = torch.rand(images.shape[1:], generator=generator).to(images)
     delta = (2 * noise - 1) * eps
     return (images + delta).clamp(0, 1) - images

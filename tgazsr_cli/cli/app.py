@@ -16,7 +16,7 @@ from rich.markup import escape
 from typer.core import TyperCommand, TyperGroup
 
 from tgazsr_cli import __version__
-from tgazsr_cli.cli import attack, convert, evaluate, export, listing, train, visualize
+from tgazsr_cli.cli import attack, convert, evaluate, export, listing, protocols, train, visualize
 from tgazsr_cli.cli import options as opt
 from tgazsr_cli.cli.console import console
 
@@ -59,6 +59,7 @@ app.command("attacks", cls=Command)(listing.attacks)
 app.command("datasets", cls=Command)(listing.datasets)
 app.command("models", cls=Command)(listing.models)
 app.command("recipes", cls=Command)(listing.recipes)
+app.command("protocols", cls=Command)(protocols.protocols)
 
 
 def _version(value: bool) -> None:

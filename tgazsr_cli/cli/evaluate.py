@@ -25,6 +25,12 @@ def evaluate(
                         ] = False,
     recipe: Annotated[str | None, typer.Option(
         "--recipe", "-r", help="Take the defaults of every setting below from this recipe's eval section.")] = None,
+    protocol: Annotated[str | None, typer.Option(
+        "--protocol", "-p", help="A published evaluation protocol (`tgazsr protocols`): its datasets, class names, "
+        "templates, preprocessing, selection and attack; flags still override.")] = None,
+    as_published: Annotated[bool | None, typer.Option(
+        "--as-published/--honest", metavar="", help="With --protocol: the reference's own scoring choices that "
+        "inflate its numbers (fp16 attack gradients, ...), to compare with its table; default honest.")] = None,
     datasets: Annotated[list[str] | None, typer.Option(
         "--datasets", "-d", help="Dataset names or paths, comma-separated or repeated.")] = None,
     data_dir: Annotated[str | None, typer.Option(
@@ -37,8 +43,13 @@ def evaluate(
     eps: opt.OptionalEps = None,
     steps: opt.OptionalSteps = None,
     step_size: opt.OptionalStepSize = None,
-    restarts: opt.Restarts = 1,
+    restarts: Annotated[int | None, typer.Option(
+        min=1, help="Random restarts of pgd / cw / apgd (a point must survive each; suites set their own).")] = None,
     attack_precision: opt.OptionalAttackPrecision = None,
+    loss_reduction: Annotated[str | None, typer.Option(
+        help="The attack's cross-entropy over a batch: sum (default; exact under fp16) or mean.")] = None,
+    robust_counting: Annotated[str | None, typer.Option(
+        help="clean-and-robust (default: only clean-correct points count) or all (every image attacked).")] = None,
     batch_size: Annotated[int | None, typer.Option(min=1, help="Batch size (results do not depend on it).")] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="A seeded random subset of N examples per dataset.")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of the attack's random start and of --limit subsets.")] = None,
@@ -68,17 +79,20 @@ def evaluate(
 ) -> None:
     """Zero-shot clean and adversarial accuracy of checkpoints or open_clip models on one or more datasets.
 
-    Settings resolve as: defaults < the eval section of --recipe (else of the first checkpoint's recipe) < flags.
+    Settings resolve as: defaults < the eval section of --recipe (else of the first checkpoint's recipe) < the
+    protocol (--protocol, or the recipe's eval.protocol) < flags.
     """
     from tgazsr_cli.api.evaluate import EvalRequest, check_request, split_names
 
-    given = {"split": split, "eps": eps, "steps": steps, "step_size": step_size, "precision": attack_precision,
+    given = {"protocol": protocol, "as_published": as_published, "restarts": restarts,
+             "loss_reduction": loss_reduction, "robust_counting": robust_counting,
+             "split": split, "eps": eps, "steps": steps, "step_size": step_size, "precision": attack_precision,
              "batch_size": batch_size, "limit": limit, "seed": seed, "data_dir": data_dir, "threads": threads,
              "defence": defence, "defence_options": defence_settings(defence_option), "eot_samples": eot_samples}
     request = EvalRequest(
         checkpoints=list(checkpoint or []), model=model, pretrained=pretrained, original=original,
         datasets=split_names(datasets), attacks=split_names(attack), suites=split_names(suite),
-        recipe=recipe, settings={k: v for k, v in given.items() if v is not None}, restarts=restarts,
+        recipe=recipe, settings={k: v for k, v in given.items() if v is not None},
         sanity=sanity, workers=workers, on_broken=on_broken, device=device, text_cache=text_cache,
         output=output, force=force, verify=not no_verify, plots=plots)
     check_request(request)  # usage errors before torch is imported

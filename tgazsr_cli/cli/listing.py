@@ -15,7 +15,7 @@ from tgazsr_cli.cli import options as opt
 from tgazsr_cli.cli.console import stdout
 
 
-def _table(title: str, columns: list[str], rows: list[list[str]]) -> None:
+def table(title: str, columns: list[str], rows: list[list[str]]) -> None:
     """A Rich table on a terminal; elsewhere (a pipe, a file) tab-separated lines, header first, never cut."""
     if not stdout.is_terminal:
         for row in [columns, *rows]:
@@ -33,17 +33,18 @@ def methods() -> None:
     """List the training methods with their source."""
     from tgazsr_cli.methods import all_methods  # method modules import torch only where they compute
 
-    _table("methods", ["name", "description", "source"],
+    table("methods", ["name", "description", "source"],
            [[name, cls.description, cls.source] for name, cls in sorted(all_methods().items())])
 
 
 def attacks() -> None:
-    """List the attacks and the attack suites."""
+    """List the attacks and the attack suites, and what --restarts does for each."""
     from tgazsr_cli.attacks import SUITE_HELP, all_attacks  # the registry imports no attack module
 
-    rows = [[name, "attack", entry.help] for name, entry in sorted(all_attacks().items())]
-    rows += [[name, "suite", text] for name, text in SUITE_HELP.items()]
-    _table("attacks", ["name", "kind", "description"], rows)
+    rows = [[name, "attack", "used" if entry.uses_restarts else "ignored", entry.help]
+            for name, entry in sorted(all_attacks().items())]
+    rows += [[name, "suite", "set by the suite", text] for name, text in SUITE_HELP.items()]
+    table("attacks", ["name", "kind", "--restarts", "description"], rows)
 
 
 def datasets() -> None:
@@ -55,7 +56,7 @@ def datasets() -> None:
         spec = get_dataset_spec(name)
         source = spec.hub_id or ("shipped" if spec.local_path else "local only (--data-dir)")
         rows.append([name, str(len(spec.classnames)), source, spec.description])
-    _table("datasets", ["name", "classes", "source", "description"], rows)
+    table("datasets", ["name", "classes", "source", "description"], rows)
 
 
 def models(
@@ -66,14 +67,14 @@ def models(
     Names come from open_clip's config files, without importing torch; --pretrained imports open_clip (seconds).
     """
     if not pretrained:
-        _table("models", ["name"], [[name] for name in model_names()])
+        table("models", ["name"], [[name] for name in model_names()])
         return
     import open_clip
 
     from tgazsr_cli.models.building import register_builtin_configs
 
     register_builtin_configs()
-    _table("models", ["name", "pretrained tags"],
+    table("models", ["name", "pretrained tags"],
            [[name, ", ".join(open_clip.list_pretrained_tags_by_model(name))] for name in open_clip.list_models()])
 
 
@@ -111,4 +112,4 @@ def recipes() -> None:
     for path in sorted(RECIPES_DIR.rglob("*.yaml")):
         data = yaml.safe_load(path.read_text()) or {}
         rows.append([path.relative_to(RECIPES_DIR).with_suffix("").as_posix(), str(data.get("description", ""))])
-    _table("recipes", ["name", "description"], rows)
+    table("recipes", ["name", "description"], rows)

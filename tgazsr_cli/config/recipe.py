@@ -70,6 +70,10 @@ class DataConfig:
     data_dir: str | None = None
     split: str = "train"
     templates: list[str] = field(default_factory=lambda: [PAPER_TEMPLATE])
+    # the class names prompted in training (null: the dataset's): a list in its label order, or those evaluation
+    # protocol `classnames_protocol` gives this dataset (AGFT trains ImageNet with its map_clsloc names)
+    classnames: list[str] | None = None
+    classnames_protocol: str | None = None
     batch_size: PositiveInt = 128
     num_workers: NonNegativeInt = 4
     limit: PositiveInt | None = None
@@ -145,6 +149,10 @@ class LoraConfig:
 
 @dataclass
 class EvalConfig:
+    # a published evaluation protocol (protocols/; `tgazsr protocols`): its datasets, class names, templates,
+    # preprocessing, selection and attack replace this section's, flags still override
+    protocol: str | None = None
+    as_published: bool = False  # the protocol's reference choices that inflate numbers (fp16 attack gradients...)
     datasets: list[str] = field(default_factory=lambda: ["tinyimagenet"])
     split: str = "test"
     data_dir: str | None = None
@@ -152,7 +160,10 @@ class EvalConfig:
     eps: Eps = 1.0
     steps: NonNegativeInt = 100
     step_size: Positive = 1.0
+    restarts: PositiveInt = 1  # restarts of every attack (suites set their own; `tgazsr attacks` says which use them)
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    loss_reduction: Literal["sum", "mean"] = "sum"  # the attack's CE over a batch; mean underflows under fp16
+    robust_counting: Literal["clean-and-robust", "all"] = "clean-and-robust"  # all: attack every image
     batch_size: PositiveInt = 256
     limit: PositiveInt | None = None
     seed: int = 0

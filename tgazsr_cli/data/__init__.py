@@ -31,7 +31,7 @@ __getattr__ = lazy_exports(__name__, {  # these import torch, torchvision or `da
     "collate_skip_broken": ".dataset",
     "ImageClassificationData": ".loading",
     "load_image_dataset": ".loading",
-    "seeded_subset": ".loading",
+    "seeded_subset": ".reading",
     "build_transform": ".transforms",
 })
 

@@ -52,7 +52,7 @@ SPLIT_FIELDS = ("size", "hub_split", "whole", "aliases")
 PREPROCESSING_FIELDS = ("resize_mode",)
 
 
-def _mapping(value: Any, where: str) -> dict[str, Any]:
+def mapping_of(value: Any, where: str) -> dict[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, dict) or not all(isinstance(key, str) for key in value):
@@ -60,7 +60,7 @@ def _mapping(value: Any, where: str) -> dict[str, Any]:
     return value
 
 
-def _known(mapping: dict[str, Any], fields: Sequence[str], where: str) -> dict[str, Any]:
+def known_fields(mapping: dict[str, Any], fields: Sequence[str], where: str) -> dict[str, Any]:
     for key in mapping:
         if key not in fields:
             raise UsageError(f"{where}: unknown field '{key}'{did_you_mean(key, fields)}; "
@@ -68,7 +68,7 @@ def _known(mapping: dict[str, Any], fields: Sequence[str], where: str) -> dict[s
     return mapping
 
 
-def _text(value: Any, where: str) -> str | None:
+def text_of(value: Any, where: str) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str) or not value.strip():
@@ -76,7 +76,7 @@ def _text(value: Any, where: str) -> str | None:
     return value
 
 
-def _strings(value: Any, where: str) -> tuple[str, ...]:
+def strings_of(value: Any, where: str) -> tuple[str, ...]:
     if value is None:
         return ()
     if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
@@ -87,7 +87,7 @@ def _strings(value: Any, where: str) -> tuple[str, ...]:
 def _class_list(value: Any, folder: Path, where: str, *, keys: bool) -> tuple[str, ...]:
     """Inline names/keys, or those of a class-name file (path relative to the dataset file)."""
     if not isinstance(value, str):
-        return _strings(value, where)
+        return strings_of(value, where)
     try:
         file_keys, names = read_class_file(folder / value)
     except TgazsrError as error:  # a missing or malformed class-name file is the dataset file's mistake
@@ -108,17 +108,17 @@ def _size(value: Any, where: str) -> int | None:
 def _splits(value: Any, where: str) -> dict[str, SplitSpec]:
     """Our split names (and their aliases) -> where each is at the source and how big it is."""
     splits: dict[str, SplitSpec] = {}
-    for name, raw in _mapping(value, where).items():
+    for name, raw in mapping_of(value, where).items():
         here = f"{where}.{name}"
-        entry = _known(_mapping(raw, here), SPLIT_FIELDS, here)
+        entry = known_fields(mapping_of(raw, here), SPLIT_FIELDS, here)
         whole = entry.get("whole", False)
         if not isinstance(whole, bool):
             raise UsageError(f"{here}.whole: expected true or false")
-        hub_split = _text(entry.get("hub_split"), f"{here}.hub_split")
+        hub_split = text_of(entry.get("hub_split"), f"{here}.hub_split")
         if whole and hub_split:
             raise UsageError(f"{here}: a whole-set split reads every split of a local copy; drop hub_split")
         split = SplitSpec(ALL_SPLITS if whole else hub_split or name, _size(entry.get("size"), f"{here}.size"))
-        for key in (name, *_strings(entry.get("aliases"), f"{here}.aliases")):
+        for key in (name, *strings_of(entry.get("aliases"), f"{here}.aliases")):
             if key in splits:
                 raise UsageError(f"{here}: split name '{key}' is given twice")
             splits[key] = split
@@ -134,36 +134,36 @@ def read_yaml(path: Path) -> dict[str, Any]:
     except yaml.YAMLError as error:
         reason = " ".join(str(error).split())
         raise UsageError(f"{path} is not valid YAML: {reason}") from error
-    return _mapping(raw, str(path))
+    return mapping_of(raw, str(path))
 
 
 def spec_from_yaml(path: Path) -> DatasetSpec:
     """The spec one dataset file describes; UsageError naming the file and field for anything wrong."""
-    raw = _known(read_yaml(path), FIELDS, str(path))
+    raw = known_fields(read_yaml(path), FIELDS, str(path))
     where = str(path)
-    sources = _known(_mapping(raw.get("sources"), f"{where}: sources"), SOURCE_FIELDS, f"{where}: sources")
-    preprocessing = _known(_mapping(raw.get("preprocessing"), f"{where}: preprocessing"), PREPROCESSING_FIELDS,
+    sources = known_fields(mapping_of(raw.get("sources"), f"{where}: sources"), SOURCE_FIELDS, f"{where}: sources")
+    preprocessing = known_fields(mapping_of(raw.get("preprocessing"), f"{where}: preprocessing"), PREPROCESSING_FIELDS,
                            f"{where}: preprocessing")
     if "classnames" not in raw:
         raise UsageError(f"{where}: 'classnames' is required (a list, or a class-name file beside it)")
-    layout = _text(sources.get("layout"), f"{where}: sources.layout")
-    local = _text(sources.get("local"), f"{where}: sources.local")
+    layout = text_of(sources.get("layout"), f"{where}: sources.layout")
+    local = text_of(sources.get("local"), f"{where}: sources.local")
     try:
         return DatasetSpec(
-            name=_text(raw.get("name"), f"{where}: name") or path.stem,
+            name=text_of(raw.get("name"), f"{where}: name") or path.stem,
             classnames=_class_list(raw["classnames"], path.parent, f"{where}: classnames", keys=False),
-            templates=_strings(raw.get("templates"), f"{where}: templates") or DEFAULT_TEMPLATES,
-            resize_mode=_text(preprocessing.get("resize_mode"), f"{where}: preprocessing.resize_mode")
+            templates=strings_of(raw.get("templates"), f"{where}: templates") or DEFAULT_TEMPLATES,
+            resize_mode=text_of(preprocessing.get("resize_mode"), f"{where}: preprocessing.resize_mode")
             or "resize_crop",
-            hub_id=_text(sources.get("hub"), f"{where}: sources.hub"),
+            hub_id=text_of(sources.get("hub"), f"{where}: sources.hub"),
             splits=_splits(raw.get("splits"), f"{where}: splits"),
-            description=_text(raw.get("description"), f"{where}: description") or "",
+            description=text_of(raw.get("description"), f"{where}: description") or "",
             local_path=str(path.parent / Path(local).expanduser()) if local else None,
             layout_hint=layout.replace("{generic}", GENERIC_LAYOUTS) if layout else LOCAL_LAYOUTS,
             extra={key: str(raw[key]) for key in ("license", "provenance") if key in raw},
-            exclude_classes=_strings(raw.get("exclude_classes"), f"{where}: exclude_classes"),
+            exclude_classes=strings_of(raw.get("exclude_classes"), f"{where}: exclude_classes"),
             class_keys=_class_list(raw.get("class_keys"), path.parent, f"{where}: class_keys", keys=True),
-            folder_names=_strings(sources.get("folders"), f"{where}: sources.folders"),
+            folder_names=strings_of(sources.get("folders"), f"{where}: sources.folders"),
             defined_in=str(path),
         )
     except UsageError as error:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -37,10 +37,12 @@ from tgazsr_cli.data.local import (
     open_local,
     open_whole,
 )
+from tgazsr_cli.data.reading import renamed_classes, select_examples, shard_sizes
 from tgazsr_cli.data.sources.base import LocalManifest, OpenedSource
 from tgazsr_cli.data.sources.hub import open_hub, parse_hub_source
 from tgazsr_cli.data.specs import ALL_SPLITS, DEFAULT_TEMPLATES, DatasetSpec, is_registered, list_datasets
-from tgazsr_cli.data.transforms import build_transform, check_transform_args
+from tgazsr_cli.data.transforms import build_transform, check_transform_args, transform_for
+from tgazsr_cli.data.views import DatasetView, Selection
 from tgazsr_cli.errors import RuntimeFailure, UsageError, unknown_name
 
 if TYPE_CHECKING:
@@ -59,6 +61,8 @@ class ImageClassificationData:
     source: str  # human-readable: hub id / path actually read, split, subset
     num_skipped: int = 0  # examples dropped while listing the source (see dataset.py for decode failures)
     class_templates: list[list[str]] | None = None  # per-class prompts when datasets are mixed (combined.py)
+    # native resolution (a protocol's CIFAR/STL): (interpolation, antialias) the model resizes with, inside
+    resize_inside: tuple[str, bool] | None = None
 
     def labels(self) -> list[int]:
         """Every example's label; without decoding images when the dataset can say (undecodable ones: -1)."""
@@ -125,14 +129,17 @@ def _refuse_parent_folder(path: Path) -> None:
 
 
 def open_source(
-    source: str, split: str, data_dir: str | None, data_root: str | None = None,
+    source: str, split: str, data_dir: str | None, data_root: str | None = None, hub: tuple[str, str] | None = None,
 ) -> tuple[OpenedSource, DatasetSpec | None]:
-    """Find and open the split that `source` names (no decoding yet)."""
+    """Find and open the split that `source` names (no decoding yet); `hub` = (id, split) of another hub copy
+    of a registered dataset than its file's (a protocol's), read when no local copy is given."""
     quiet_datasets()
-    from tgazsr_cli.data.specs import get_dataset_spec
+    from tgazsr_cli.data.specs import SplitSpec, get_dataset_spec
 
     if is_registered(source):
         spec = get_dataset_spec(source)
+        if hub is not None:
+            spec = replace(spec, hub_id=hub[0], splits={**spec.splits, split: SplitSpec(hub[1])})
         opened = _open_registered(spec, split, data_dir, data_root)
         opened.name = spec.name
         return opened, spec
@@ -150,12 +157,6 @@ def open_source(
         return open_local(Path(source), split), None
     error = unknown_name("dataset", source, list_datasets())
     raise UsageError(f"{error}; or give a local path or hf:ORG/NAME")
-
-
-def seeded_subset(size: int, limit: int, seed: int) -> list[int]:
-    """`limit` distinct indices of range(size), a pure function of (size, limit, seed), sorted."""
-    keys = np.random.default_rng(seed).random(size)  # PCG64's random() stream is stable across numpy versions
-    return sorted(np.argsort(keys, kind="stable")[:limit].tolist())
 
 
 def _read_labels(table: datasets.Dataset, label_column: str, where: str) -> np.ndarray:
@@ -188,6 +189,7 @@ def load_image_dataset(
     seed: int = 0,
     templates: list[str] | None = None,
     resize_mode: str | None = None,
+    view: DatasetView | None = None,
 ) -> ImageClassificationData:
     """Open `source`'s `split` as tensors of `image_size` with class names and prompt templates (spec §6).
 
@@ -195,32 +197,44 @@ def load_image_dataset(
     `data_root` is a folder of copies of several datasets: this one's is used when there, else the source is
     as without (the hub). `limit` keeps a seeded random subset of that many examples (same seed, same
     subset) and says so in `source`. `templates` / `resize_mode` override the dataset's own (default
-    "This is a photo of a {}", resize_crop).
+    "This is a photo of a {}", resize_crop). `view` is a protocol's reading of a registered dataset (data/views.py):
+    its class names, templates, merged classes, preprocessing, selection and hub copy replace the file's own;
+    with a selection, `limit` keeps the first `limit` examples of it.
     """
+    view = view or DatasetView()
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise UsageError(f"limit must be a positive number of examples, got {limit!r}")
     if templates is not None and (not templates or any("{}" not in t for t in templates)):
         raise UsageError("every prompt template needs a '{}' for the class name")
     check_transform_args(image_size, resize_mode or "resize_crop")
-    opened, spec = open_source(source, split, data_dir, data_root)
+    hub = (view.hub, view.hub_split or split) if view.hub else None
+    opened, spec = open_source(source, split, data_dir, data_root, hub=hub)
     spec_names, own_templates, own_mode = _dataset_defaults(spec, opened.manifest)
     mode = resize_mode or own_mode
     check_transform_args(image_size, mode)
     where = opened.description
+    shards = shard_sizes(opened.table)  # before prepare_table keeps only the image and label columns
     table, image_column, label_column = prepare_table(opened.table, where)
     source_names = label_names(table.features, label_column)
     table = drop_labels(table, label_column, excluded_labels(source_names, spec))  # e.g. BACKGROUND_Google
     classnames, label_map = resolve_for_spec(source_names, spec, spec_names, where)
     labels = _read_labels(table, label_column, where)
     check_labels(labels, len(source_names) if source_names is not None else len(classnames), where)
-    description = where
-    if limit is not None and limit < len(table):
-        description += f", random subset of {limit} of {len(table)} (seed {seed})"
-        table = table.select(seeded_subset(len(table), limit, seed))
-    dataset = HFImageDataset(table, image_column, label_column, build_transform(image_size, mode),
-                             label_map=label_map, base_dir=opened.base_dir)
+    if view.merge_classes or view.classnames:
+        classnames, label_map = renamed_classes(classnames, label_map, view, where)
+    selection = view.selection or (Selection("seeded", limit, seed) if limit is not None else Selection())
+    indices, chosen = select_examples(table, image_column, selection, limit if view.selection else None, shards)
+    description = where + (f", {chosen}" if chosen else "")
+    if indices is not None:
+        table = table.select(indices)
+    transform = (transform_for(view.preprocessing, image_size) if view.preprocessing
+                 else build_transform(image_size, mode))
+    dataset = HFImageDataset(table, image_column, label_column, transform, label_map=label_map,
+                             base_dir=opened.base_dir)
     manifest_name = opened.manifest.name if opened.manifest is not None else None
     name = opened.name if spec is not None or not manifest_name else manifest_name
+    inside = view.preprocessing if view.preprocessing and view.preprocessing.native_resolution else None
     return ImageClassificationData(dataset=dataset, classnames=classnames,
-                                   templates=list(templates or own_templates), name=name, split=split,
-                                   source=description, num_skipped=opened.skipped)
+                                   templates=list(templates or view.templates or own_templates), name=name,
+                                   split=split, source=description, num_skipped=opened.skipped,
+                                   resize_inside=(inside.interpolation, inside.antialias) if inside else None)

@@ -1,7 +1,8 @@
 """Image transforms of spec §3, §6: RGB, resize (and centre crop), ToTensor; no normalisation or augmentation.
 
 The model normalises inside (architecture: [0, 1] pixels in), so tensors stay in [0, 1] and attacks work in
-pixel space. Resizing uses torchvision's default (bilinear, antialiased), as the reference's `Resize` does.
+pixel space. A dataset file's resize mode resizes with torchvision's default (bilinear, antialiased), as the
+TGA-ZSR reference's `Resize` does; a protocol may ask for other sizes and bicubic (data/views.py).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from PIL import Image
 from torchvision import transforms as T
 
 from tgazsr_cli.data.specs import RESIZE_MODES
+from tgazsr_cli.data.views import Preprocessing
 from tgazsr_cli.errors import UsageError, did_you_mean
 
 
@@ -24,11 +26,6 @@ class ToRGB:
 
     def __repr__(self) -> str:
         return "ToRGB()"
-
-
-def resize_size(image_size: int, resize_mode: str) -> int | tuple[int, int]:
-    """The Resize argument: the short side round(s*256/224) for resize_crop, (s, s) for resize."""
-    return round(image_size * 256 / 224) if resize_mode == "resize_crop" else (image_size, image_size)
 
 
 def check_transform_args(image_size: int, resize_mode: str) -> None:
@@ -47,8 +44,21 @@ def build_transform(image_size: int, resize_mode: str) -> Callable[[Image.Image]
     "resize": Resize((s, s)) (CIFAR-10/100, STL-10 in spec §6).
     """
     check_transform_args(image_size, resize_mode)
-    steps: list[Callable] = [ToRGB(), T.Resize(resize_size(image_size, resize_mode))]
-    if resize_mode == "resize_crop":
-        steps.append(T.CenterCrop(image_size))
-    steps.append(T.ToTensor())
-    return T.Compose(steps)
+    return transform_for(Preprocessing.of_resize_mode(resize_mode), image_size)
+
+
+def transform_for(preprocessing: Preprocessing, image_size: int) -> Callable[[Image.Image], torch.Tensor]:
+    """PIL image -> FloatTensor [3, H, W] in [0, 1] as `preprocessing` says, its sizes scaled to `image_size`.
+
+    At native resolution only ToTensor runs: the model resizes inside (ClipClassifier.resize_inside).
+    """
+    if preprocessing.native_resolution:
+        return T.Compose([ToRGB(), T.ToTensor()])
+    steps = preprocessing.scaled(image_size)
+    resize = list(steps.resize) if isinstance(steps.resize, tuple) else steps.resize
+    mode = T.InterpolationMode.BICUBIC if steps.interpolation == "bicubic" else T.InterpolationMode.BILINEAR
+    chain: list[Callable] = [ToRGB(), T.Resize(resize, interpolation=mode, antialias=steps.antialias)]
+    if steps.crop is not None:
+        chain.append(T.CenterCrop(steps.crop))
+    chain.append(T.ToTensor())
+    return T.Compose(chain)

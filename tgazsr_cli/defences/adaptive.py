@@ -39,7 +39,7 @@ from tgazsr_cli.attacks.apgd import (
     sample_ids_or_positions,
 )
 from tgazsr_cli.attacks.base import autocast_for, eval_mode
-from tgazsr_cli.attacks.pgd import cross_entropy_sum, cw_margin_sum, maximize
+from tgazsr_cli.attacks.pgd import cross_entropy_sum, cw_margin_sum, pgd_restarts
 from tgazsr_cli.errors import RuntimeFailure
 
 BOX_TOL = 1e-6
@@ -119,9 +119,11 @@ def eot_objective(model: nn.Module, labels: torch.Tensor, loss_fn: PerSampleLoss
 
 def eot_pgd(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, threat: ThreatModel,
             sample_ids: torch.Tensor | None, loss_fn: Callable, samples: int) -> torch.Tensor:
-    """PGD (attacks/pgd.py, same random start and steps) ascending the EOT mean loss."""
+    """PGD (attacks/pgd.py: the same random starts, steps, restarts and loss reduction) ascending the EOT mean
+    loss."""
     with eval_mode(model):
-        return maximize(eot_loss(model, loss_fn, labels, samples), images, threat, sample_ids)
+        return pgd_restarts(model, images, labels, threat, sample_ids, loss_fn,
+                            objective_of=functools.partial(eot_loss, samples=samples))
 
 
 def _merge(into: RunResult, rows: torch.Tensor, new: RunResult, compare_loss: bool) -> None:

@@ -355,12 +355,16 @@ def save_figure(fig: Any, axis: Any, path: Path, legend: bool = True) -> Path:
 
 
 def write_reports(records: Sequence[Record], folder: Path, partial: str | None = None) -> list[Path]:
-    """results.json (flat records), results.md, results.csv and tradeoff.png in `folder`.
+    """results.json (flat records), results.md, results.csv, tradeoff.png and the sub-folder clip_benchmark/ of
+    CLIP_benchmark result JSONs (evaluation/clip_benchmark.py; listed as the folder) in `folder`.
 
     `partial` (e.g. "interrupted after 2 of 5 datasets") marks the results of an interrupted run: a first line in
-    results.md and a "partial" key in every record; no plot, whose averages would pass for the whole run's.
+    results.md and a "partial" key in every record; no plot, whose averages would pass for the whole run's, and no
+    CLIP_benchmark files, whose form has no place for the mark (a `build` over them would pass for a whole run).
     """
     import json
+
+    from tgazsr_cli.evaluation.clip_benchmark import FOLDER, write_clip_benchmark
 
     folder.mkdir(parents=True, exist_ok=True)
     written = [folder / "results.json", folder / "results.md", folder / "results.csv"]
@@ -370,4 +374,6 @@ def write_reports(records: Sequence[Record], folder: Path, partial: str | None =
     written[2].write_text(csv_report(records))
     if not partial:
         written.append(tradeoff_plot(records, folder / "tradeoff.png"))
+        write_clip_benchmark(records, folder / FOLDER)
+        written.append(folder / FOLDER)
     return written

@@ -9,13 +9,16 @@ s = `logit_scale` (the training logit scale, not the model's 100) and x_a PGD ag
 soft-target CE at scale s. Followed from the authors' code, `YuboCui/AGFT` at 0031a8f:
 train.py:104-118 (teacher targets under no_grad at scale_ratio * logit_scale_train, attack on those
 targets, CE with probability targets), clip_model.py:75-77 and 220-226 (the training scale is used in
-"train" mode, which the training-time attack also runs in: train.py:213), attacks/pgd.py:283-317 (random
-start, sign steps, batch-mean CE) and main.py:24 (defaults logit_scale 100, scale_ratio 1; the README's
+"train" mode, which the training-time attack also runs in: train.py:213), attacks/pgd.py:55-78 (batch-mean
+CE, random start, sign steps) and main.py:24 (defaults logit_scale 100, scale_ratio 1; the README's
 training command, README.md:39, uses 180 and 0.4, which the recipes set). The paper's body could not be
 read here (only its abstract), so no paper-vs-code difference is claimed; `attack_targets` is an ablation.
 
 Two implementation differences with no option, as for every method here (spec §11): the attack takes
-gradients with respect to the input only, and its loss is summed (its sign steps do not change).
+gradients with respect to the input only, and its loss is summed (its sign steps do not change). The cosines
+are computed in fp32 with autocast off (`losses.cosine_scores`) and the soft targets and CEs after them stay fp32, so
+a bf16 run (train.precision: bf16) scores the bf16 encoder's embeddings exactly as an fp32 run would score
+the same embeddings.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from tgazsr_cli.methods.base import LossOutput, TrainingMethod, register_method
 
 if TYPE_CHECKING:
     import torch
+
 
 
 @dataclass

@@ -60,8 +60,11 @@ def embedding_l2_squared(embeddings: torch.Tensor, targets: torch.Tensor) -> tor
 
 
 def cosine_scores(model: ClipClassifier, images: torch.Tensor) -> torch.Tensor:
-    """cos(image embedding, class prompt embedding) for every class: [B, classes], fp32 (AGFT, UCAT)."""
-    return F.normalize(model.encode_image(images).float(), dim=-1) @ model.text_features.t()
+    """cos(f(x), T) [B, classes] in fp32 (AGFT, UCAT): the encoder runs under the caller's autocast (bf16 in a
+    bf16 run), the normalisation and the product with the class prompts do not (autocast would run them in bf16)."""
+    embeddings = model.encode_image(images)
+    with torch.autocast(images.device.type, enabled=False):
+        return F.normalize(embeddings.float(), dim=-1) @ model.text_features.float().t()
 
 
 def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, reduction: str = "mean") -> torch.Tensor:

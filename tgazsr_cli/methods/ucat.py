@@ -8,19 +8,22 @@ one with the reverse KL (adversarial first), next to TeCoA's CE:
     lambda = tau / exp(softplus(2 / t)),
 
 s the model's logit scale (100) and x_a TeCoA's PGD on the CE. Followed from the authors' code,
-`VivienLu/UCAT` at e3bea1d, main.py: 353-355 (lambda from tau and t; the scores are logits / exp(logit
+`VivienLu/UCAT` at e3bea1d, main.py:353-355 (lambda from tau and t; the scores are logits / exp(logit
 scale), i.e. cosines), 378-380 (PGD on the CE, attacks.py:18-61), 389-401 (concentrations, the KL
 against the frozen model on the clean image, the total), defaults at 40-56 (batch 128, epochs 10, lr 1e-4,
 wd 0, warmup 1000, momentum 0.9, train eps 1, 2 steps, step 1; test 1/255, 100 steps), 92 (t = 0.07) and
-96 (tau = 1e5); README.md "Training" and main.sh use batch 256, which the recipes set.
-The published repository does not run as is (main.py imports `attention_map`, `dpn_losses` and
-`models.prompters`, which it does not contain); the parts above are complete without them.
+96 (tau = 1e5); README.md:93 ("Training") and main.sh:22 use batch 256, which the recipes set.
+The published repository does not run as is (main.py:22 and :28 import `attention_map` and `dpn_losses`, which
+it does not contain; `models/prompters.py` is there); the parts above are complete without them.
 
 Options where our code can differ from theirs, each defaulting to theirs: `kl_weight` (set lambda
-directly), `kl_target` (main.py:392 also computes the fine-tuned model's clean scores but leaves them
-unused; "clean" aligns to those instead of the frozen model's). The paper's body could not be read here,
-so no paper-vs-code difference is claimed. As for every method here (spec §11) the attack takes gradients
-with respect to the input only; the reference's attack also accumulates them into the weights' .grad.
+directly), `kl_target` (main.py:392 also computes the fine-tuned model's clean scores, used only for a
+logged accuracy at main.py:413; "clean" aligns to those instead of the frozen model's). The paper's body
+could not be read here, so no paper-vs-code difference is claimed. As for every method here (spec §11) the
+attack takes gradients with respect to the input only; the reference's attack also accumulates them into the
+weights' .grad (attacks.py:47). The cosines are computed in fp32 with autocast off (losses.cosine_scores) and the CE,
+concentrations and KL after them stay fp32, so a bf16 run scores the bf16 encoder's embeddings exactly as an
+fp32 run would score the same embeddings.
 """
 
 from __future__ import annotations
@@ -34,8 +37,6 @@ from tgazsr_cli.methods.base import LossOutput, TrainingMethod, register_method
 
 if TYPE_CHECKING:
     import torch
-
-
 
 
 @dataclass

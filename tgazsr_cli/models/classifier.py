@@ -58,6 +58,9 @@ class ClipClassifier(nn.Module):
         self.classnames: list[str] = []
         self._text_cache: dict[tuple[tuple[str, ...], tuple[str, ...]], torch.Tensor] = {}
         self.disk_cache: TextFeatureCache | None = None  # see use_disk_cache (evaluation only)
+        # (interpolation, antialias) to resize other-sized images to the model's size inside, so that an attack
+        # works on a protocol's native-resolution pixels (CIFAR's 32x32); None: images come at the model's size
+        self.resize_inside: tuple[str, bool] | None = None
 
     # -- image side -------------------------------------------------------------------------------
     @property
@@ -69,6 +72,10 @@ class ClipClassifier(nn.Module):
         return self.spec.image_size
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
+        size = self.image_size
+        if self.resize_inside is not None and tuple(images.shape[-2:]) != (size, size):
+            mode, antialias = self.resize_inside
+            images = F.interpolate(images, size=(size, size), mode=mode, align_corners=False, antialias=antialias)
         return (images - self.mean.to(images.dtype)) / self.std.to(images.dtype)
 
     def encode_image(self, images: torch.Tensor) -> torch.Tensor:

@@ -56,5 +56,32 @@ def load_training_data(recipe: Recipe, image_size: int) -> ImageClassificationDa
     kwargs = {"split": settings.split, "image_size": image_size, "data_dir": settings.data_dir,
               "limit": settings.limit, "seed": recipe.train.seed}
     if is_combined(settings.dataset):
-        return load_combined(settings.dataset, load_image_dataset, **kwargs)
-    return load_image_dataset(settings.dataset, **kwargs)
+        data = load_combined(settings.dataset, load_image_dataset, **kwargs)
+    else:
+        data = load_image_dataset(settings.dataset, **kwargs)
+    data.classnames = training_classnames(recipe, data.classnames)
+    return data
+
+
+def training_classnames(recipe: Recipe, dataset_names: list[str]) -> list[str]:
+    """The class names training prompts with: `data.classnames`, else those protocol `data.classnames_protocol`
+    gives the dataset, else the dataset's own."""
+    from tgazsr_cli.errors import UsageError, unknown_name
+
+    chosen, protocol = recipe.data.classnames, recipe.data.classnames_protocol
+    if chosen is not None and protocol is not None:
+        raise UsageError("data.classnames and data.classnames_protocol both name the classes: keep one")
+    if protocol is not None:
+        from tgazsr_cli.protocols import load_protocol
+
+        entries = load_protocol(protocol).datasets
+        entry = next((e for e in entries.values() if e.dataset == recipe.data.dataset), None)
+        if entry is None:
+            raise unknown_name(f"dataset of protocol {protocol}", recipe.data.dataset, entries)
+        chosen = list(entry.classnames)
+    if chosen is None:
+        return dataset_names
+    if len(chosen) != len(dataset_names):
+        raise UsageError(f"data.classnames has {len(chosen)} names; {recipe.data.dataset} has "
+                         f"{len(dataset_names)} classes")
+    return list(chosen)

@@ -6,6 +6,12 @@ already in the local `datasets` cache loads offline too. Unless offline mode is 
 with weights/hub.py, kept for the process) says whether the hub answers; when it does not, `datasets` runs in
 offline mode with its logging quiet, so a cached dataset still loads and an uncached one fails at once rather
 than after five retries per file (about 23 s and ten lines of warnings).
+
+A repository of webdataset shards only (CLIP_benchmark's ``clip-benchmark/wds_*``: ``test/0.tar``,
+``test/nshards.txt``, ``classnames.txt``) is read with the "webdataset" builder named: `datasets` would pick the
+builder by the most common extension in a split and open a one-shard split (one .tar beside nshards.txt) as text.
+Its file list comes from the hub (or, offline or unreachable, from the snapshot in the local hub cache); the
+split's shards and classnames.txt are downloaded into that cache, so they load offline afterwards.
 """
 
 from __future__ import annotations
@@ -14,12 +20,14 @@ import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
+from pathlib import Path, PurePosixPath
 
-from tgazsr_cli.data.sources.base import OpenedSource, first_line
-from tgazsr_cli.data.specs import LOCAL_LAYOUTS
-from tgazsr_cli.data.splits import split_candidates
+from tgazsr_cli.data.sources.base import CLASSNAMES_TXT, OpenedSource, first_line, read_manifest
+from tgazsr_cli.data.sources.webdataset import TAR_SUFFIX, group_shards, is_webdataset_listing, load_shards
+from tgazsr_cli.data.specs import ALL_SPLITS, LOCAL_LAYOUTS
+from tgazsr_cli.data.splits import resolve_split, split_candidates
 from tgazsr_cli.errors import RuntimeFailure, UsageError
-from tgazsr_cli.weights.hub import cache_only, unreachable_reason
+from tgazsr_cli.weights.hub import cache_only, hub_offline, unreachable_reason
 
 _OFFLINE_VARS = ("HF_DATASETS_OFFLINE", "HF_HUB_OFFLINE")
 
@@ -61,6 +69,18 @@ def open_hub(
         reason = f"{down} and it is not in the local cache" if down else first_line(error)
         return unreachable(hub_id, reason, layout_hint)
 
+    if config is None:
+        local_only = bool(down) or offline_requested() or hub_offline() or bool(datasets.config.HF_HUB_OFFLINE)
+        try:
+            with _datasets_cache_only() if down else nullcontext():
+                opened = _open_hub_webdataset(hub_id, split, name=name, local_only=local_only,
+                                              layout_hint=layout_hint)
+        except (RuntimeFailure, UsageError):
+            raise
+        except Exception as error:  # huggingface_hub raises many types (LocalEntryNotFoundError, HTTP errors, ...)
+            raise failure(error) from error
+        if opened is not None:
+            return opened
     unknown_split: ValueError | None = None
     for candidate in split_candidates(split):
         try:
@@ -79,6 +99,75 @@ def open_hub(
                             name=name or hub_id)
     reason = first_line(unknown_split or ValueError())
     raise UsageError(f"hub dataset '{hub_id}' has no split '{split}': {reason}")
+
+
+def _cached_snapshot(hub_id: str) -> Path | None:
+    """The folder of the `main` snapshot of dataset repository `hub_id` in the local hub cache, or None."""
+    from huggingface_hub import snapshot_download
+
+    try:
+        folder = Path(str(snapshot_download(hub_id, repo_type="dataset", local_files_only=True)))
+    except Exception:  # LocalEntryNotFoundError and friends: nothing cached
+        return None
+    return folder if folder.is_dir() else None
+
+
+def _repo_files(hub_id: str, local_only: bool) -> tuple[str | None, list[str]] | None:
+    """(revision, relative file names) of a dataset repository; None when they cannot be listed.
+
+    `local_only`: the files of the cached snapshot (revision None: the one `main` points at). Otherwise one
+    request to the hub; a failing one leaves the `datasets` path to load or report the dataset.
+    """
+    if local_only:
+        folder = _cached_snapshot(hub_id)
+        if folder is None:
+            return None
+        return None, sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+    import datasets
+    from huggingface_hub import HfApi
+
+    try:
+        info = HfApi(endpoint=datasets.config.HF_ENDPOINT).dataset_info(hub_id)
+    except Exception:  # not found, gated, no answer: `datasets.load_dataset` says so in its own words
+        return None
+    return info.sha, sorted(sibling.rfilename for sibling in info.siblings or [])
+
+
+def _open_hub_webdataset(
+    hub_id: str, split: str, *, name: str | None, local_only: bool, layout_hint: str,
+) -> OpenedSource | None:
+    """One split of a hub repository of webdataset shards; None when the repository has another layout."""
+    listing = _repo_files(hub_id, local_only)
+    if listing is None or not is_webdataset_listing(listing[1]):
+        return None
+    revision, names = listing
+    shards = [PurePosixPath(n) for n in names if PurePosixPath(n).suffix.lower() == TAR_SUFFIX]
+    groups = group_shards(PurePosixPath(), shards)
+    if split == ALL_SPLITS:
+        chosen, wanted = ALL_SPLITS, shards
+    else:
+        if set(groups) == {""}:  # shards that name no split: the one split `datasets` calls "train"
+            groups = {"train": groups[""]}
+        chosen = resolve_split(split, groups, where=f"hub dataset '{hub_id}'")
+        wanted = groups[chosen]
+    files = [s.as_posix() for s in wanted] + ([CLASSNAMES_TXT] if CLASSNAMES_TXT in names else [])
+    folder = _download(hub_id, revision, files, local_only, layout_hint)
+    table = load_shards([folder / s for s in wanted], "train" if chosen == ALL_SPLITS else chosen, f"hf:{hub_id}")
+    return OpenedSource(table=table, description=f"hf:{hub_id} split {chosen}", split=chosen, name=name or hub_id,
+                        base_dir=folder, manifest=read_manifest(folder))
+
+
+def _download(hub_id: str, revision: str | None, files: list[str], local_only: bool, layout_hint: str) -> Path:
+    """The snapshot folder holding `files` of the repository (fetched into the hub cache unless `local_only`)."""
+    import datasets
+    from huggingface_hub import snapshot_download
+
+    folder = Path(str(snapshot_download(hub_id, repo_type="dataset", revision=revision, allow_patterns=files,
+                                        local_files_only=local_only, endpoint=datasets.config.HF_ENDPOINT)))
+    missing = [f for f in files if not (folder / f).is_file()]
+    if missing:
+        raise unreachable(hub_id, f"{missing[0]} is not in the local cache", layout_hint)
+    return folder
 
 
 @contextmanager

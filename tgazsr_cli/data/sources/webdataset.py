@@ -9,8 +9,10 @@ single split. The builder decodes ``.cls`` to an integer column ``cls``; class n
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import TYPE_CHECKING
+import re
+from collections.abc import Sequence
+from pathlib import Path, PurePath, PurePosixPath
+from typing import TYPE_CHECKING, TypeVar
 
 from tgazsr_cli.data.sources.base import OpenedSource, Reader, first_line, read_manifest, register_reader
 from tgazsr_cli.data.splits import resolve_split, split_of_path
@@ -20,6 +22,10 @@ if TYPE_CHECKING:
     import datasets
 
 TAR_SUFFIX = ".tar"
+# Files that may sit beside the shards of a webdataset hub repository (nshards.txt, classnames.txt,
+# zeroshot_classification_templates.txt, README.md, .gitattributes): any other data file means another layout.
+SIDE_SUFFIXES = frozenset({"", ".txt", ".md", ".json", ".yaml", ".yml"})
+P = TypeVar("P", bound=PurePath)
 
 
 def tar_shards(path: Path) -> list[Path]:
@@ -29,10 +35,16 @@ def tar_shards(path: Path) -> list[Path]:
     return sorted(p for p in path.rglob(f"*{TAR_SUFFIX}") if p.is_file() and not p.name.startswith("."))
 
 
-def group_shards(root: Path, shards: list[Path]) -> dict[str, list[Path]]:
-    """Shards by the split named in their path below `root` ({"": shards} when none names one)."""
-    groups: dict[str, list[Path]] = {}
-    for shard in shards:
+def shard_order(shard: PurePath) -> list[int | str]:
+    """Numbered shards in number order (`2.tar` before `10.tar`), as webdataset's `{0..N}.tar` braces read them,
+    which is also the order a protocol's shuffled stream assumes (data/selection.py)."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", shard.as_posix())]
+
+
+def group_shards(root: PurePath, shards: list[P]) -> dict[str, list[P]]:
+    """Shards by the split named in their path below `root` ({"": shards} when none names one), in number order."""
+    groups: dict[str, list[P]] = {}
+    for shard in sorted(shards, key=shard_order):
         groups.setdefault(split_of_path(shard.relative_to(root)) or "", []).append(shard)
     if set(groups) != {""}:
         unnamed = groups.pop("", [])
@@ -41,7 +53,19 @@ def group_shards(root: Path, shards: list[Path]) -> dict[str, list[Path]]:
     return groups
 
 
-def _load(shards: list[Path], key: str, where: Path) -> datasets.Dataset:
+def is_webdataset_listing(names: Sequence[str]) -> bool:
+    """True when a repository's files (relative POSIX names) are .tar shards and only side files beside them.
+
+    The `datasets` library picks a builder by the most common extension within a split, so a split of one
+    ``0.tar`` beside ``nshards.txt`` would open as text: such a repository needs the "webdataset" builder named.
+    """
+    paths = [PurePosixPath(name) for name in names]
+    shards = [p for p in paths if p.suffix.lower() == TAR_SUFFIX]
+    return bool(shards) and all(p in shards or p.suffix.lower() in SIDE_SUFFIXES for p in paths)
+
+
+def load_shards(shards: Sequence[PurePath], key: str, where: str | Path) -> datasets.Dataset:
+    """The `datasets` "webdataset" builder over `shards` (local files) as one split named `key`."""
     import datasets
 
     try:
@@ -57,7 +81,7 @@ def open_webdataset(path: Path, split: str) -> OpenedSource:
     if not groups:
         raise RuntimeFailure(f"no .tar shards in {path}")
     chosen = "all" if set(groups) == {""} else resolve_split(split, groups, where=str(path))
-    table = _load(groups["" if chosen == "all" else chosen], "train" if chosen == "all" else chosen, path)
+    table = load_shards(groups["" if chosen == "all" else chosen], "train" if chosen == "all" else chosen, path)
     where = str(path) if chosen == "all" else f"{path} split {chosen}"
     return OpenedSource(table=table, description=where, split=chosen, name=root.name, base_dir=root,
                         manifest=read_manifest(root))
