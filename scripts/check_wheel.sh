@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # What `pip install tgazsr` gives: build the wheel and sdist, install the wheel (not editable) into a fresh
 # virtual environment, and from a folder outside the checkout, offline, list recipes and datasets, train the
-# tiny recipe and the mini recipe (shipped weights) for a few steps and evaluate the result, then run the
-# README's Python example.
+# tiny recipe and the mini recipe (shipped weights) for a few steps and evaluate the result, read the shipped
+# evaluation protocols, then run the README's Python example.
 # Usage: scripts/check_wheel.sh   (TORCH="torch==... torchvision==..." picks the PyTorch pair to install)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -33,7 +33,12 @@ case "$installed" in "$work/venv/"*) echo "installed package: $installed" ;;
 "$tgazsr" eval --checkpoint tiny-run --limit 32 --output tiny-eval
 "$tgazsr" train --recipe mini/tga-zsr --set optim.max_steps=2 --set data.limit=128 --output mini-run
 "$tgazsr" eval --checkpoint mini-run --original --datasets digits --limit 64 --eps 4 --steps 2 --output mini-eval
-test -s tiny-eval/results.json && test -s mini-eval/results.md
+test -s tiny-eval/results.json && test -s mini-eval/results.md && ls mini-eval/clip_benchmark/*.json > /dev/null
+# the protocols ship with their class-name, template and id files
+"$tgazsr" protocols
+"$tgazsr" protocols robustvlm --json | "$work/venv/bin/python" -c 'import json, sys; p = json.load(sys.stdin);
+assert len(p["datasets"]["imagenet"]["templates"]) == 80 and p["datasets"]["imagenet"]["selection"]["mode"] == "subset"'
+"$work/venv/bin/python" -c 'from tgazsr_cli.data.selection import subset_keys; assert len(subset_keys("robustbench-imagenet-5000")) == 5000' 
 # the Python API from the wheel: importing it loads no torch, and the README's example runs as printed
 "$work/venv/bin/python" -c 'import sys, tgazsr_cli; assert "torch" not in sys.modules; print(len(tgazsr_cli.__all__), "public names")'
 "$work/venv/bin/python" - "$root/README.md" <<'PY'

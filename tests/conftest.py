@@ -64,3 +64,31 @@ def offline_hf(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
     monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf-cache")
+
+
+def predict(model: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return model(images).argmax(dim=1)
+
+
+@pytest.fixture(scope="module")
+def toy_cnn() -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor]:
+    """A small ReLU CNN that memorised random labels: far less linear than the tiny CLIP, so attacks differ and
+    where an attack starts matters."""
+    import torch.nn.functional as F
+    from torch import nn
+
+    torch.manual_seed(0)
+    images, labels = torch.rand(64, 3, 16, 16), torch.randint(0, 10, (64,))
+    model = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                          nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                          nn.Linear(32 * 16, 64), nn.ReLU(), nn.Linear(64, 10))
+    optimiser = torch.optim.Adam(model.parameters(), 3e-3)
+    for _ in range(100):
+        loss = F.cross_entropy(model(images), labels)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    model.eval().requires_grad_(False)
+    keep = predict(model, images) == labels
+    return model, images[keep][:40], labels[keep][:40]

@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tests.conftest import predict
 from tgazsr_cli.attacks import ATTACKS, ThreatModel, get_attack, sanity_checks
 from tgazsr_cli.attacks.apgd import apgd_checkpoints, dlr_loss, targeted_dlr_loss
 from tgazsr_cli.attacks.fab import linf_box_projection
@@ -25,10 +26,6 @@ def threat_for(name: str, **overrides) -> ThreatModel:
     settings = {"eps": 4.0, "steps": QUERIES.get(name, 4), "step_size": 1.0, "seed": 3, **overrides}
     return ThreatModel(**settings)
 
-
-def predict(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
-    with torch.no_grad():
-        return model(images).argmax(dim=1)
 
 
 def robust_count(model: nn.Module, clean: torch.Tensor, adversarial: torch.Tensor, labels: torch.Tensor) -> int:
@@ -195,23 +192,6 @@ def test_at_least_as_strong_as_torchattacks(tiny_model) -> None:
             tiny_model, images, theirs_apgd, labels) + 1
 
 
-@pytest.fixture(scope="module")
-def toy_cnn() -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
-    """A small ReLU CNN that memorised random labels: far less linear than the tiny CLIP, so attacks differ."""
-    torch.manual_seed(0)
-    images, labels = torch.rand(64, 3, 16, 16), torch.randint(0, 10, (64,))
-    model = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-                          nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
-                          nn.Linear(32 * 16, 64), nn.ReLU(), nn.Linear(64, 10))
-    optimiser = torch.optim.Adam(model.parameters(), 3e-3)
-    for _ in range(100):
-        loss = F.cross_entropy(model(images), labels)
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
-    model.eval().requires_grad_(False)
-    keep = predict(model, images) == labels
-    return model, images[keep][:40], labels[keep][:40]
 
 
 def test_as_strong_as_torchattacks_on_a_nonlinear_model(toy_cnn) -> None:

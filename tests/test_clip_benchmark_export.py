@@ -220,23 +220,3 @@ def test_clip_benchmark_build_tabulates_clean_and_pgd_results(tmp_path: Path) ->
     assert float(robust_row["mean_per_class_recall"]) == pytest.approx(sum(recall) / len(recall), abs=1e-15)
     assert (float(robust_row["eps"]), int(robust_row["iterations_adv"]), robust_row["norm"]) == (2.0, 2, "Linf")
     assert float(robust_row["mean_per_class_recall"]) == pytest.approx(record["robust_mean_per_class_recall"] / 100)
-
-
-@pytest.mark.slow
-def test_two_torchrun_processes_sum_top5_and_per_class_counts(capsys: pytest.CaptureFixture[str]) -> None:
-    from tests.test_sharded_eval import free_port
-
-    args = [*EVAL, "--attack", "pgd", "--limit", "22", "--batch-size", "4", "--json"]  # 11 per rank
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
-               str(free_port()), "-m", "tgazsr_cli", *args]
-    done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
-                          timeout=300, cwd=Path.cwd())
-    assert done.returncode == 0, done.stderr[-2000:]
-    sharded = json.loads(done.stdout)[0]
-    assert main(args) == 0
-    single = json.loads(capsys.readouterr().out)[0]
-    keys = ("num_examples", "clean_correct", "robust_correct", "clean_top5_correct", "robust_top5_correct",
-            "class_counts", "clean_per_class", "robust_per_class", "clean_mean_per_class_recall",
-            "robust_mean_per_class_recall")
-    assert {k: sharded[k] for k in keys} == {k: single[k] for k in keys}
-    assert sharded["extra"]["processes"] == 2 and sum(sharded["class_counts"]) == 22

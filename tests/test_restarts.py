@@ -11,7 +11,8 @@ import pytest
 import torch
 from torch import nn
 
-from tests.conftest import CLASSNAMES, TEMPLATES
+from tests.conftest import CLASSNAMES, TEMPLATES, predict
+from tests.test_evaluation import TensorDataset
 from tgazsr_cli.attacks import ATTACKS, SUITES, ThreatModel, get_attack
 from tgazsr_cli.attacks.registry import SUITE_MEMBERS, restarts_note
 from tgazsr_cli.attacks.suites import run_suite_detailed
@@ -40,11 +41,6 @@ def counting(model: nn.Module) -> Iterator[list[int]]:
         yield calls
     finally:
         handle.remove()
-
-
-def predict(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
-    with torch.no_grad():
-        return model(images).argmax(dim=1)
 
 
 @pytest.fixture
@@ -119,15 +115,6 @@ def test_suites_set_their_own_restarts(tiny_model, points, monkeypatch) -> None:
     assert "--restarts ignored" in restarts_note("paper-pgd")
 
 
-class TensorDataset(torch.utils.data.Dataset):
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor) -> None:
-        self.images, self.labels = images, labels
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        return self.images[index], int(self.labels[index])
 
 
 def test_records_say_what_ran(tiny_model, points, monkeypatch) -> None:
@@ -169,25 +156,6 @@ def test_fp16_records_say_which_reduction_ran(tiny_model, points) -> None:
             record.to_dict()["threat"]
 
 
-@pytest.fixture(scope="module")
-def toy_cnn() -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
-    """A small ReLU CNN that memorised random labels: non-linear enough that where PGD starts matters."""
-    import torch.nn.functional as F
-
-    torch.manual_seed(0)
-    images, labels = torch.rand(64, 3, 16, 16), torch.randint(0, 10, (64,))
-    model = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-                          nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
-                          nn.Linear(32 * 16, 64), nn.ReLU(), nn.Linear(64, 10))
-    optimiser = torch.optim.Adam(model.parameters(), 3e-3)
-    for _ in range(100):
-        loss = F.cross_entropy(model(images), labels)
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
-    model.eval().requires_grad_(False)
-    keep = predict(model, images) == labels
-    return model, images[keep][:40], labels[keep][:40]
 
 
 @pytest.mark.parametrize("name", ["pgd", "cw"])

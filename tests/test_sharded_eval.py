@@ -1,5 +1,6 @@
 """Sharded evaluation under torchrun: two CPU processes (gloo) each evaluate half of the dataset and sum exact
-counts, and the result equals the 1-process evaluation, record for record."""
+counts (accuracy, top-5, per class, calibration bins), and the result equals the 1-process evaluation, record for
+record."""
 
 from __future__ import annotations
 
@@ -43,3 +44,14 @@ def test_two_processes_give_exactly_the_one_process_counts(capsys: pytest.Captur
         [r["extra"]["robust_after"] for r in single if r["attack"] == "paper-aa"]
     assert sharded[0]["num_examples"] == 22 and sharded[0]["extra"]["processes"] == 2
     assert sharded[0]["clean_correct"] > sharded[0]["robust_correct"] > 0  # something to count on both sides
+    # top-5 and per-class counts (CLIP_benchmark's acc5, mean per-class recall) sum exactly too
+    counts = ("clean_top5_correct", "robust_top5_correct", "class_counts", "clean_per_class", "robust_per_class",
+              "clean_mean_per_class_recall", "robust_mean_per_class_recall")
+    assert [[r[k] for k in counts] for r in sharded] == [[r[k] for k in counts] for r in single]
+    assert sum(sharded[0]["class_counts"]) == 22
+    for ranks, one in zip(sharded, single, strict=True):  # and the calibration bins (ECE)
+        for key in ("clean_bins", "robust_bins"):
+            assert ranks[key]["count"] == one[key]["count"] and ranks[key]["correct"] == one[key]["correct"]
+            # fp32: the ranks' batches hold other images, which moves a confidence by ~1e-6
+            assert ranks[key]["confidence_sum"] == pytest.approx(one[key]["confidence_sum"], abs=1e-4)
+        assert ranks["robust_ece"] == pytest.approx(one["robust_ece"], abs=1e-3)
