@@ -38,13 +38,15 @@ reference: {repository: example/reference, commit: 0123456789abcdef0123456789abc
 reproduces: ["a table"]
 attack: {name: pgd, eps: 2, steps: 2, step_size: 1, source: "eval.py:10"}
 scoring: {precision: fp32, loss_reduction: sum, robust_counting: clean-and-robust}
-as_published: {precision: bf16, loss_reduction: mean, robust_counting: all, source: "eval.py:20", why: "a test"}
+as_published: {precision: bf16, loss_reduction: mean, robust_counting: all, batch_size: 5, source: "eval.py:20",
+               why: "a test"}
 defaults:
   templates: ["a picture of the digit {}."]
   preprocessing: {resize: 224, interpolation: bicubic, crop: 224}
 datasets:
   digits:
     selection: {mode: seeded, count: 12, seed: 4}
+    clean_selection: {mode: seeded, count: 7, seed: 4}
     source: "data.py:1"
   digits-native:
     dataset: digits
@@ -85,7 +87,7 @@ def test_a_protocol_file_resolves_every_fact(tmp_path: Path) -> None:
     (("  digits:\n    selection", "  digitz:\n    selection"), "unknown dataset 'digitz'"),
     (("classnames: [nought, one,", "classnames: [one,"), "9 names for the 10 classes of digits"),
     (("interpolation: bicubic", "interpolation: lanczos"), "interpolation must be one of bilinear, bicubic"),
-    (("{mode: seeded, count: 12, seed: 4}\n    source", "{mode: stream}\n    source"),
+    (("{mode: seeded, count: 7, seed: 4}\n    source", "{mode: stream}\n    source"),
      "a stream selection needs a positive count"),
     (("scoring: {precision: fp32,", "scoring: {precison: fp32,"), "unknown field 'precison'"),
 ])
@@ -170,6 +172,11 @@ def test_eval_under_a_protocol_scores_its_datasets_as_it_says(tmp_path: Path,
     (record,) = json.loads(capsys.readouterr().out)
     assert record["extra"]["protocol_scoring"] == "as-published" and record["threat"]["eps"] == 1  # flags win
     assert record["threat"]["precision"] == "bf16" and record["threat"]["loss_reduction"] == "mean"
+    assert record["robust_counting"] == "all" and record["batch_size"] == 5  # the reference's batch of the mean
+    assert main(["eval", *MINI, "--protocol", str(path), "--eps", "0", "--json"]) == 0
+    clean = json.loads(capsys.readouterr().out)  # a clean-only run scores the reference's clean images
+    assert [(r["dataset"], r["attack"], r["num_examples"]) for r in clean] == [("digits", "none", 7),
+                                                                              ("digits-native", "none", 12)]
 
 
 def test_eval_protocol_usage_errors_come_before_any_work(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -214,3 +221,25 @@ def test_a_stream_selection_follows_the_shards_of_a_webdataset_copy_in_number_or
     expected = stream_indices(33, 10, 0, shards=[3] * 11)
     assert expected != stream_indices(33, 10, 0)  # the layout matters
     assert data.dataset.all_labels() == [(position // 3 + position % 3) % 3 for position in expected]
+
+
+def test_shipped_protocols_read_local_copies_as_their_references(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.test_data_formats import cifar_copies, cifar_examples
+
+    copies = cifar_copies(tmp_path)
+    size = len(cifar_examples())
+    quick = [*MINI, "--datasets", "cifar10", "--batch-size", "1", "--json"]  # native sizes differ: one at a time
+    assert main(["eval", *quick, "--protocol", "agft", "--data-dir", str(copies["parquet"]), "--steps", "1"]) == 0
+    (record,) = json.loads(capsys.readouterr().out)
+    assert record["protocol"] == "agft" and record["num_examples"] == size and record["attack"] == "pgd"
+    assert record["threat"]["steps"] == 1 and record["threat"]["eps"] == 1  # AGFT's eps, our quick budget
+    assert main(["eval", *quick, "--protocol", "robustvlm", "--data-dir", str(copies["webdataset"]),
+                 "--attack", "pgd", "--steps", "1"]) == 0
+    (record,) = json.loads(capsys.readouterr().out)
+    assert f"the first {size} of a shuffled stream of {size}, 2 shards (seed 0)" in record["source"]
+    assert record["threat"]["eps"] == 2 and record["extra"]["clip_benchmark_name"] == "wds/vtab/cifar10"
+    assert main(["eval", *quick, "--protocol", "robustvlm", "--data-dir", str(copies["webdataset"]),
+                 "--eps", "0"]) == 0
+    (record,) = json.loads(capsys.readouterr().out)
+    assert record["attack"] == "none" and "shuffled stream" not in record["source"]  # the clean column: all images

@@ -122,8 +122,9 @@ def protocol_settings(protocol: Protocol) -> dict[str, Any]:
     threat = ({"attack": attack.name, "eps": attack.eps, "steps": attack.steps, "step_size": attack.step_size,
                "restarts": attack.restarts} if attack.name != "none" else {"eps": 0.0, "steps": 0})
     scoring = protocol.scoring
+    batch = {"batch_size": scoring.batch_size} if scoring.batch_size else {}
     return {"datasets": list(protocol.datasets), **threat, "precision": scoring.precision,
-            "loss_reduction": scoring.loss_reduction, "robust_counting": scoring.robust_counting}
+            "loss_reduction": scoring.loss_reduction, "robust_counting": scoring.robust_counting, **batch}
 
 
 def check_request(request: EvalRequest) -> None:
@@ -255,7 +256,8 @@ def evaluate_all(models: list[Any], names: list[str], request: EvalRequest, sett
             for item in models:
                 size = item.classifier.image_size
                 if size not in by_size:
-                    by_size[size] = read_dataset(name, size, request, settings, protocol, len(names))
+                    by_size[size] = read_dataset(name, size, request, settings, protocol, len(names),
+                                                 clean_only=not attacks or threat.eps == 0 or threat.steps == 0)
                 data = by_size[size]
                 item.classifier.resize_inside = data.resize_inside  # native resolution: resized in the model
                 try:
@@ -282,9 +284,9 @@ def weights_name(item: Any) -> str | None:
 
 
 def read_dataset(name: str, image_size: int, request: EvalRequest, settings: EvalConfig, protocol: Protocol | None,
-                 count: int) -> Any:
-    """Dataset `name` at `image_size`, read as the protocol says (if any); --data-dir is the copy itself for one
-    dataset, else a folder of copies."""
+                 count: int, clean_only: bool = False) -> Any:
+    """Dataset `name` at `image_size`, read as the protocol says (if any; a clean-only run takes the reference's
+    clean images); --data-dir is the copy itself for one dataset, else a folder of copies."""
     from tgazsr_cli.data import load_image_dataset
 
     where = {"data_dir": settings.data_dir} if count == 1 else {"data_root": settings.data_dir}
@@ -293,7 +295,8 @@ def read_dataset(name: str, image_size: int, request: EvalRequest, settings: Eva
                                   seed=settings.seed)
     entry = protocol.datasets[name]
     data = load_image_dataset(entry.dataset, split=request.settings.get("split", entry.split), image_size=image_size,
-                              **where, limit=settings.limit, seed=settings.seed, view=entry.view())
+                              **where, limit=settings.limit, seed=settings.seed,
+                              view=entry.view(clean_only))
     data.name = name
     return data
 

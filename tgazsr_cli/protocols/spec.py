@@ -25,9 +25,9 @@ COUNTINGS = ("clean-and-robust", "all")
 TOP_FIELDS = ("name", "description", "reference", "reproduces", "attack", "scoring", "as_published", "defaults",
               "datasets")
 ATTACK_FIELDS = ("name", "eps", "steps", "step_size", "restarts", "source")
-SCORING_FIELDS = ("precision", "loss_reduction", "robust_counting")
-ENTRY_FIELDS = ("dataset", "split", "classnames", "merge_classes", "templates", "preprocessing", "selection", "hub",
-                "hub_split", "clip_benchmark_name", "source")
+SCORING_FIELDS = ("precision", "loss_reduction", "robust_counting", "batch_size")
+ENTRY_FIELDS = ("dataset", "split", "classnames", "merge_classes", "templates", "preprocessing", "selection",
+                "clean_selection", "hub", "hub_split", "clip_benchmark_name", "source")
 PREPROCESSING_FIELDS = ("resize", "interpolation", "crop", "native_resolution", "antialias")
 SELECTION_FIELDS = ("mode", "count", "seed", "name")
 
@@ -53,6 +53,7 @@ class Scoring:
     precision: str = "fp32"
     loss_reduction: str = "sum"
     robust_counting: str = "clean-and-robust"
+    batch_size: int | None = None  # the reference's evaluation batch, which a batch-mean loss depends on
     source: str = ""
     why: str = ""
 
@@ -69,17 +70,20 @@ class ProtocolDataset:
     preprocessing: Preprocessing
     selection: Selection
     merge_classes: dict[str, str] = field(default_factory=dict)
+    clean_selection: Selection | None = None  # the images of a clean-only run, where the reference's differ
     hub: str | None = None
     hub_split: str | None = None
     clip_benchmark_name: str | None = None
     source: str = ""
     renamed: bool = False  # the protocol names the classes itself (not the dataset file's names)
 
-    def view(self) -> DatasetView:
-        """What `load_image_dataset` needs to read the dataset this way."""
+    def view(self, clean_only: bool = False) -> DatasetView:
+        """What `load_image_dataset` needs to read the dataset this way (for a run without attacks, the
+        reference's clean images where they differ: RobustVLM's clean column scores every test image)."""
+        selection = self.clean_selection if clean_only and self.clean_selection else self.selection
         return DatasetView(classnames=self.classnames if self.renamed or self.merge_classes else None,
                            templates=self.templates, merge_classes=dict(self.merge_classes),
-                           preprocessing=self.preprocessing, selection=self.selection, hub=self.hub,
+                           preprocessing=self.preprocessing, selection=selection, hub=self.hub,
                            hub_split=self.hub_split)
 
     def to_dict(self) -> dict[str, Any]:
@@ -87,7 +91,9 @@ class ProtocolDataset:
                 "clip_benchmark_name": self.clip_benchmark_name, "num_classes": len(self.classnames),
                 "classnames": list(self.classnames), "merge_classes": dict(self.merge_classes),
                 "templates": list(self.templates), "preprocessing": self.preprocessing.to_dict(),
-                "selection": self.selection.to_dict(), "source": self.source}
+                "selection": self.selection.to_dict(),
+                "clean_selection": self.clean_selection.to_dict() if self.clean_selection else None,
+                "source": self.source}
 
 
 @dataclass(frozen=True)
@@ -158,11 +164,14 @@ def _attack(raw: Any, where: str) -> ProtocolAttack:
 def _scoring(raw: Any, where: str, base: Scoring | None = None) -> Scoring:
     data = known_fields(mapping_of(raw, where), (*SCORING_FIELDS, "source", "why"), where)
     base = base or Scoring()
+    batch = data.get("batch_size", base.batch_size)
+    if batch is not None and _number(batch, f"{where}.batch_size", integer=True) < 1:
+        raise UsageError(f"{where}.batch_size: expected a positive number of images, got {batch}")
     return Scoring(precision=_choice(data.get("precision", base.precision), PRECISIONS, f"{where}.precision"),
                    loss_reduction=_choice(data.get("loss_reduction", base.loss_reduction), REDUCTIONS,
                                           f"{where}.loss_reduction"),
                    robust_counting=_choice(data.get("robust_counting", base.robust_counting), COUNTINGS,
-                                           f"{where}.robust_counting"),
+                                           f"{where}.robust_counting"), batch_size=batch,
                    source=str(data.get("source", "")), why=str(data.get("why", "")))
 
 
@@ -209,6 +218,8 @@ def _entry(key: str, raw: Any, defaults: dict[str, Any], folder: Path, where: st
         preprocessing=(_preprocessing(preprocessing, f"{where}.preprocessing") if preprocessing
                        else Preprocessing.of_resize_mode(spec.resize_mode)),
         selection=_selection(mapping_of(data.get("selection"), f"{where}.selection"), f"{where}.selection"),
+        clean_selection=(_selection(mapping_of(data["clean_selection"], f"{where}.clean_selection"),
+                                    f"{where}.clean_selection") if data.get("clean_selection") else None),
         merge_classes=merge, hub=text_of(data.get("hub"), f"{where}.hub"),
         hub_split=text_of(data.get("hub_split"), f"{where}.hub_split"),
         clip_benchmark_name=text_of(data.get("clip_benchmark_name"), f"{where}.clip_benchmark_name"),
