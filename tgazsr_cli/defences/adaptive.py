@@ -228,6 +228,15 @@ def robust_under(view: str, name: str, model: nn.Module, defended: nn.Module, im
     return ViewOutcome(logits.argmax(dim=1) == labels, logits)
 
 
+def gradient_note(member: str, samples: int) -> str:
+    """How an adaptive attack's gradients go through the defence, for the record."""
+    if member.startswith("official-") and member.endswith("-rand"):  # attacks/official.py: version rand
+        return "EOT over 20 draws inside the official AutoAttack (eot_iter), BPDA through the defence"
+    if member in EOT_ATTACKS and samples > 1:
+        return f"EOT over {samples} draws, BPDA through the defence"
+    return "through the defence (BPDA), one draw"
+
+
 def view_facts(view: str, name: str, defended: nn.Module, eot_samples: int,
                options: dict[str, Any] | None) -> dict[str, Any]:
     """What a record says about how its attack saw the defence (the `extra` of evaluation records)."""
@@ -241,9 +250,7 @@ def view_facts(view: str, name: str, defended: nn.Module, eot_samples: int,
         members = [member for member, _ in suite_steps(name, view, facts["defence_randomized"])] if name in SUITES \
             else [name]
         facts["eot_samples"] = samples
-        facts["gradients"] = {member: (f"EOT over {samples} draws, BPDA through the defence" if member in EOT_ATTACKS
-                                       and samples > 1 else "through the defence (BPDA), one draw")
-                              for member in members}
+        facts["gradients"] = {member: gradient_note(member, samples) for member in members}
         if name in SUITES:
             facts["suite"] = [{"attack": member, **overrides}
                               for member, overrides in suite_steps(name, view, facts["defence_randomized"])]
