@@ -169,7 +169,10 @@ def test_eval_under_a_protocol_scores_its_datasets_as_it_says(tmp_path: Path,
             "source"]
     assert main(["eval", *MINI, "--protocol", str(path), "--datasets", "digits", "--as-published", "--eps", "1",
                  "--json"]) == 0
-    (record,) = json.loads(capsys.readouterr().out)
+    printed = capsys.readouterr()
+    (record,) = json.loads(printed.out)
+    assert "batch-mean attack loss, robust counted over all images, protocol mine (as published)" in " ".join(
+        printed.err.split())  # the report's threat model says how it was scored
     assert record["extra"]["protocol_scoring"] == "as-published" and record["threat"]["eps"] == 1  # flags win
     assert record["threat"]["precision"] == "bf16" and record["threat"]["loss_reduction"] == "mean"
     assert record["robust_counting"] == "all" and record["batch_size"] == 5  # the reference's batch of the mean

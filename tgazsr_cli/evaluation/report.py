@@ -69,10 +69,23 @@ def threat_line(records: Sequence[Record]) -> str:
                   f"{t['steps']} steps of {t['step_size']:g}/255, {t['restarts']} restart(s), "
                   f"random start {'on' if t['random_start'] else 'off'}")
         text = (f"{record['attack']}: L-inf eps {t['eps']:g}/255, {budget}, {t['precision']} attack, "
-                f"seed {t.get('seed', 0)}, eval batch {record['batch_size']}")
+                f"seed {t.get('seed', 0)}, eval batch {record['batch_size']}{scoring_words(record)}")
         if text not in seen:
             seen.append(text)
     return "Threat model — " + ("; ".join(seen) if seen else "none (clean evaluation only)")
+
+
+def scoring_words(record: Record) -> str:
+    """What a record's scoring departs from the defaults in, and the protocol it was read under, in words."""
+    words = []
+    if record["threat"].get("loss_reduction") == "mean":
+        words.append("batch-mean attack loss")
+    if record.get("robust_counting") == "all":
+        words.append("robust counted over all images")
+    if record.get("protocol"):
+        scoring = (record.get("extra") or {}).get("protocol_scoring")
+        words.append(f"protocol {record['protocol']}" + (" (as published)" if scoring == "as-published" else ""))
+    return "".join(f", {word}" for word in words)
 
 
 def _mean(values: Sequence[float]) -> float | None:
