@@ -185,10 +185,15 @@ def derive_aircraft(clip: Path, commit: str, out: Path) -> None:
     ], names)
 
 
-def derive_cars(path: Path, commit: str, out: Path) -> None:
+def tfds_names(path: Path) -> tuple[ast.Assign, list[str]]:
+    """The `_NAMES = [...]` list of a tensorflow/datasets builder module, and its assignment (for its lines)."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
     node = next(n for n in tree.body if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "") == "_NAMES")
-    names = ast.literal_eval(node.value)
+    return node, ast.literal_eval(node.value)
+
+
+def derive_cars(path: Path, commit: str, out: Path) -> None:
+    node, names = tfds_names(path)
     check("cars", names, our_names("cars"), lambda n: n[:-5].lower().replace("_", " ").replace("-", " "))
     write_names(out / "cars.txt", [
         "Stanford Cars class names with the year, as torchvision's StanfordCars gives them (devkit",
@@ -201,9 +206,7 @@ def derive_cars(path: Path, commit: str, out: Path) -> None:
 
 
 def derive_flowers(path: Path, commit: str, out: Path) -> None:
-    tree = ast.parse(path.read_text(encoding="utf-8"))
-    node = next(n for n in tree.body if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "") == "_NAMES")
-    names = ast.literal_eval(node.value)
+    node, names = tfds_names(path)
     check("flowers", names, our_names("flowers102"), lambda n: n.replace("-", " ").replace("'", ""))
     write_names(out / "flowers102.txt", [
         "Oxford Flowers-102 names as TFDS gives them, the class names of VTAB's flowers (LAION-AI/CLIP_benchmark@",
