@@ -1,6 +1,6 @@
 """Write the class-name, template and image-id lists of the `robustvlm` and `clip-benchmark` protocols.
 
-The lists under ``tgazsr_cli/protocols/clip-benchmark/`` and ``tgazsr_cli/protocols/robustvlm/`` are data read
+The lists under ``tgazsr_cli/protocols/clip-benchmark/`` and ``tgazsr_cli/data/subsets/`` are data read
 from public reference repositories, never typed by hand. This script re-creates them from local checkouts, so
 a reviewer can regenerate them and diff:
 
@@ -52,6 +52,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 OURS = ROOT / "tgazsr_cli" / "data" / "datasets" / "classnames"
 PROTOCOLS = ROOT / "tgazsr_cli" / "protocols"
+SUBSETS = ROOT / "tgazsr_cli" / "data" / "subsets"  # named id lists a selection reads (data/selection.py)
 
 # template key in en_zeroshot_classification_templates.json -> output file (under clip-benchmark/)
 TEMPLATE_KEYS = ("cifar10", "cifar100", "imagenet1k", "food101", "sun397", "cars", "fgvc_aircraft", "dtd", "pets",
@@ -245,9 +246,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tfds-flowers", type=Path, required=True)
     parser.add_argument("--tfds-flowers-commit", default="1ab0c7d99f864b20e19207c520e6faf9ec3311bc")
     parser.add_argument("--out", type=Path, default=PROTOCOLS)
+    parser.add_argument("--subsets-out", type=Path, default=SUBSETS)
     args = parser.parse_args(argv)
     cb_dir = args.out / "clip-benchmark"
-    rv_dir = args.out / "robustvlm"
+    rv_dir = args.subsets_out
     cb_dir.mkdir(parents=True, exist_ok=True)
     rv_dir.mkdir(parents=True, exist_ok=True)
     cb_commit = commit_of(args.clip_benchmark, args.clip_benchmark_commit)

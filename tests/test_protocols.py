@@ -246,3 +246,33 @@ def test_shipped_protocols_read_local_copies_as_their_references(tmp_path: Path,
                  "--eps", "0"]) == 0
     (record,) = json.loads(capsys.readouterr().out)
     assert record["attack"] == "none" and "shuffled stream" not in record["source"]  # the clean column: all images
+
+
+def test_a_subset_selection_finds_its_images_by_file_name_without_reading_them(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import datasets
+
+    import tgazsr_cli.data.selection as selection
+    from tgazsr_cli.data.reading import select_examples
+
+    keys = selection.subset_keys("robustbench-imagenet-5000")[:3]
+    monkeypatch.setattr(selection, "subset_keys", lambda name: keys)
+    paths = ["extra.JPEG", *(key.replace("/", "_") for key in reversed(keys)), None]  # another layout, other order
+    features = datasets.Features({"image": datasets.Image(decode=False), "label": datasets.Value("int64")})
+    table = datasets.Dataset.from_dict({"image": [{"bytes": b"not an image", "path": p} for p in paths],
+                                        "label": list(range(len(paths)))}, features=features)
+    picked, chosen = select_examples(table, "image", Selection("subset", name="robustbench-imagenet-5000"), None)
+    assert picked == [3, 2, 1] and chosen == "subset robustbench-imagenet-5000 (3 of 5)"  # in the list's order
+    assert select_examples(table, "image", Selection("subset", name="robustbench-imagenet-5000"), 2)[0] == [3, 2]
+
+
+def test_preprocessing_keys_a_protocol_leaves_out_are_the_dataset_files(tmp_path: Path) -> None:
+    path = write_protocol(tmp_path, """
+name: partial
+datasets:
+  cifar10: {preprocessing: {interpolation: bicubic}}
+  caltech101: {}
+""")
+    protocol = load_protocol(str(path))
+    assert protocol.datasets["cifar10"].preprocessing == Preprocessing(resize=(224, 224), interpolation="bicubic")
+    assert protocol.datasets["caltech101"].preprocessing == Preprocessing(resize=256, crop=224)  # resize_crop

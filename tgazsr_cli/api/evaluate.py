@@ -88,6 +88,13 @@ class EvaluationInterrupted(KeyboardInterrupt):
 
 def resolve_settings(request: EvalRequest, checkpoint_recipe: dict[str, Any]) -> tuple[EvalConfig, str | None]:
     """(the eval settings, where their defaults came from) — flags override the recipe's eval section."""
+    settings, source, _ = settings_and_protocol(request, checkpoint_recipe)
+    return settings, source
+
+
+def settings_and_protocol(request: EvalRequest, checkpoint_recipe: dict[str, Any],
+                          ) -> tuple[EvalConfig, str | None, Protocol | None]:
+    """`resolve_settings`, and the protocol they name (read once: its files are read for every dataset)."""
     known = {f.name for f in fields(EvalConfig)}
     unknown = sorted(set(request.settings) - known)
     if unknown:
@@ -100,9 +107,10 @@ def resolve_settings(request: EvalRequest, checkpoint_recipe: dict[str, Any]) ->
     chosen = build_section(EvalConfig, {**base, **request.settings}, "eval.")
     protocol = protocol_of(chosen)
     if protocol is None:
-        return chosen, source
+        return chosen, source, None
     source = f"protocol {protocol.name}" + (" (as published)" if protocol.published else "")
-    return build_section(EvalConfig, {**base, **protocol_settings(protocol), **request.settings}, "eval."), source
+    settings = build_section(EvalConfig, {**base, **protocol_settings(protocol), **request.settings}, "eval.")
+    return settings, source, protocol
 
 
 def protocol_of(settings: EvalConfig) -> Protocol | None:
@@ -136,10 +144,10 @@ def check_request(request: EvalRequest) -> None:
     for name in request.attacks:
         check_attack_or_suite(name)
     resolve_suites(request.suites)
-    given, _ = resolve_settings(request, {})  # the values given, checked against the eval section's types
+    given, _, protocol = settings_and_protocol(request, {})  # the values given, checked against their types
     check_defence(given.defence, given.defence_options)  # a known defence and valid settings of it
-    if given.protocol is not None:
-        dataset_names(request, resolve_suites(request.suites), given)  # each of the protocol's datasets
+    if protocol is not None:
+        dataset_names(request, resolve_suites(request.suites), given, protocol)  # each of the protocol's datasets
     if request.plots and request.output is None:
         raise UsageError("--plots writes reliability diagrams into the output folder: add --output DIR")
     if request.output is not None:
@@ -173,20 +181,20 @@ def _evaluate_on(torch_device: Any, request: EvalRequest, suites: Any, output: O
 
     models = load_models(request, torch_device)
     recipe = next((m.recipe for m in models if m.recipe), {})
-    settings, source = resolve_settings(request, recipe)
+    settings, source, protocol = settings_and_protocol(request, recipe)
     check_defence(settings.defence, settings.defence_options)
     progress = announced(progress, use_threads(torch_device, settings.threads, "eval.threads"))
     attacks = check_attack_names([*request.attacks, *suites.attack_suites] or split_names(settings.attack))
     threat = ThreatModel(eps=settings.eps, steps=settings.steps, step_size=settings.step_size,
                          restarts=settings.restarts, precision=settings.precision, seed=settings.seed,
                          loss_reduction=settings.loss_reduction)
-    names = dataset_names(request, suites, settings)
+    names = dataset_names(request, suites, settings, protocol)
     notices = [f"evaluation settings from {source}; flags override them"] if source else []
     result = EvalResult([], replace(settings, datasets=names), notices=notices,
                         is_main_process=dist.is_main_process())
     try:
         result.records = evaluate_all(models, names, request, settings, attacks, threat,
-                                      progress or SilentProgress())
+                                      progress or SilentProgress(), protocol)
     except KeyboardInterrupt as exc:
         stopped = exc if isinstance(exc, EvaluationInterrupted) else EvaluationInterrupted([], 0, len(names))
         stopped.is_main_process = result.is_main_process
@@ -207,13 +215,12 @@ def _evaluate_on(torch_device: Any, request: EvalRequest, suites: Any, output: O
     return result
 
 
-def dataset_names(request: EvalRequest, suites: Any, settings: EvalConfig) -> list[str]:
+def dataset_names(request: EvalRequest, suites: Any, settings: EvalConfig, protocol: Protocol | None) -> list[str]:
     """The datasets to score, in order: the dataset suites', then --datasets, else the settings' (a protocol's);
     under a protocol each must be one of its datasets."""
     names = [*suites.datasets, *(n for n in request.datasets if n not in suites.datasets)] or settings.datasets
     if not names:
         raise UsageError("name the datasets to evaluate on with --datasets a,b,c")
-    protocol = protocol_of(settings)
     if protocol is not None:
         for name in names:
             if name not in protocol.datasets:
@@ -241,12 +248,12 @@ def load_models(request: EvalRequest, device: Any) -> list[Any]:
 
 
 def evaluate_all(models: list[Any], names: list[str], request: EvalRequest, settings: EvalConfig,
-                 attacks: list[str], threat: Any, progress: Progress) -> list[dict[str, Any]]:
+                 attacks: list[str], threat: Any, progress: Progress,
+                 protocol: Protocol | None = None) -> list[dict[str, Any]]:
     """The records of every model on every dataset; Ctrl-C raises EvaluationInterrupted with the records of the
     datasets every model had finished (a dataset some models had not reached is left out whole)."""
     from tgazsr_cli.evaluation.robust_accuracy import evaluate_sharded
 
-    protocol = protocol_of(settings)
     records: list[dict[str, Any]] = []
     finished = 0
     try:
@@ -302,8 +309,8 @@ def read_dataset(name: str, image_size: int, request: EvalRequest, settings: Eva
 
 
 def with_protocol(record: dict[str, Any], protocol: Protocol | None, name: str) -> dict[str, Any]:
-    """A record that says which protocol scored it, as published or with the honest defaults."""
-    record["protocol"] = protocol.name if protocol else None
+    """A record that says how its protocol (named in `record["protocol"]`) scored it, as published or with the
+    honest defaults, and what CLIP_benchmark calls the dataset under it."""
     if protocol is not None:
         record["extra"]["protocol_scoring"] = "as-published" if protocol.published else "default"
         entry = protocol.datasets[name]

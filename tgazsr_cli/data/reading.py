@@ -6,12 +6,12 @@ what their classes are called, never how an image is decoded.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from tgazsr_cli.data.classnames import match_key
 from tgazsr_cli.data.views import DatasetView, Selection
 from tgazsr_cli.errors import UsageError
 
@@ -25,23 +25,18 @@ def seeded_subset(size: int, limit: int, seed: int) -> list[int]:
     return sorted(np.argsort(keys, kind="stable")[:limit].tolist())
 
 
-def _plain(name: str) -> str:
-    """A class name as our class-name files write raw folder names: lower case, `_ - /` as spaces."""
-    return re.sub(r"[_\-/]+", " ", name).strip().lower()
-
-
 def renamed_classes(
     classnames: Sequence[str], label_map: Sequence[int] | None, view: DatasetView, where: str,
 ) -> tuple[list[str], list[int] | None]:
     """(class names, source->label map) after folding `view.merge_classes` and naming the classes
     `view.classnames` (which are in the dataset's label order, merged classes left out)."""
-    index = {_plain(name): i for i, name in enumerate(classnames)}
+    index = {match_key(name): i for i, name in enumerate(classnames)}
     folded: dict[int, int] = {}
     for merged, into in view.merge_classes.items():
         for name in (merged, into):
-            if _plain(name) not in index:
+            if match_key(name) not in index:
                 raise UsageError(f"{where}: merge_classes names '{name}', which is not a class of this dataset")
-        folded[index[_plain(merged)]] = index[_plain(into)]
+        folded[index[match_key(merged)]] = index[match_key(into)]
     kept = [i for i in range(len(classnames)) if i not in folded]
     position = {old: new for new, old in enumerate(kept)}
     target = [position[folded.get(i, i)] for i in range(len(classnames))]
@@ -59,10 +54,15 @@ def renamed_classes(
 
 def image_paths(table: datasets.Dataset, image_column: str) -> list[str | None]:
     """The file name each example's image came from, where the copy keeps one (None where it does not)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     column = table.with_format("arrow")[image_column]
-    values: list[Any] = column.to_pylist()
-    return [value.get("path") if isinstance(value, dict) else value if isinstance(value, str) else None
-            for value in values]
+    if pa.types.is_struct(column.type):  # {bytes, path}: read the names only, never the image bytes
+        if column.type.get_field_index("path") < 0:
+            return [None] * len(column)
+        return pc.struct_field(column, "path").to_pylist()
+    return [value if isinstance(value, str) else None for value in column.to_pylist()]
 
 
 def shard_sizes(table: datasets.Dataset) -> list[int] | None:

@@ -27,7 +27,7 @@ Positions are those of the hub copy's examples in key order (``s0000000``, ``s00
 worker gets more than one shard or several workers get one: pass the copy's per-shard sample counts as `shards`
 (its ``test/nshards.txt`` and tar members); the default is one shard.
 
-`subset_keys` / `match_subset` serve named id lists shipped beside the protocols, e.g. RobustBench's 5,000
+`subset_keys` / `match_subset` serve named id lists shipped in `data/subsets/`, e.g. RobustBench's 5,000
 ImageNet validation images (``robustbench-imagenet-5000``), matched to a copy by validation image number.
 """
 
@@ -46,9 +46,9 @@ STREAM_BUFFER = 10_000
 STREAM_WORKERS = 4
 STREAM_BATCH = 50
 
-PROTOCOLS_DIR = Path(__file__).resolve().parent.parent / "protocols"
+SUBSETS_DIR = Path(__file__).resolve().parent / "subsets"
 SUBSETS: dict[str, Path] = {
-    "robustbench-imagenet-5000": PROTOCOLS_DIR / "robustvlm" / "robustbench-imagenet-5000.txt",
+    "robustbench-imagenet-5000": SUBSETS_DIR / "robustbench-imagenet-5000.txt",
 }
 _VAL_NUMBER = re.compile(r"ILSVRC2012_val_(\d+)")
 

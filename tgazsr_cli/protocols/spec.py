@@ -175,14 +175,14 @@ def _scoring(raw: Any, where: str, base: Scoring | None = None) -> Scoring:
                    source=str(data.get("source", "")), why=str(data.get("why", "")))
 
 
-def _preprocessing(raw: dict[str, Any], where: str) -> Preprocessing:
-    data = known_fields(raw, PREPROCESSING_FIELDS, where)
-    resize = data.get("resize", 224)
+def _preprocessing(raw: dict[str, Any], base: Preprocessing, where: str) -> Preprocessing:
+    """`raw`'s steps over `base` (the dataset file's own), key by key."""
+    data = {**base.to_dict(), **known_fields(raw, PREPROCESSING_FIELDS, where)}
+    resize = data["resize"]
     try:
         return Preprocessing(resize=tuple(resize) if isinstance(resize, list) else resize,
-                             interpolation=data.get("interpolation", "bilinear"), crop=data.get("crop"),
-                             native_resolution=bool(data.get("native_resolution", False)),
-                             antialias=bool(data.get("antialias", True)))
+                             interpolation=data["interpolation"], crop=data["crop"],
+                             native_resolution=bool(data["native_resolution"]), antialias=bool(data["antialias"]))
     except UsageError as error:
         raise UsageError(f"{where}: {error}") from None
 
@@ -215,8 +215,8 @@ def _entry(key: str, raw: Any, defaults: dict[str, Any], folder: Path, where: st
     return ProtocolDataset(
         key=key, dataset=spec.name, split=text_of(data.get("split", "test"), f"{where}.split") or "test",
         classnames=names or spec.classnames, templates=templates or spec.templates,
-        preprocessing=(_preprocessing(preprocessing, f"{where}.preprocessing") if preprocessing
-                       else Preprocessing.of_resize_mode(spec.resize_mode)),
+        preprocessing=_preprocessing(preprocessing, Preprocessing.of_resize_mode(spec.resize_mode),
+                                     f"{where}.preprocessing"),
         selection=_selection(mapping_of(data.get("selection"), f"{where}.selection"), f"{where}.selection"),
         clean_selection=(_selection(mapping_of(data["clean_selection"], f"{where}.clean_selection"),
                                     f"{where}.clean_selection") if data.get("clean_selection") else None),
