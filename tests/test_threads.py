@@ -116,7 +116,7 @@ class Trainer:
         self.progress.task("train", 1)
         seen["train"] = torch.get_num_threads()
 
-def evaluate_all(models, names, request, settings, attacks, threat, progress):
+def evaluate_all(models, names, request, settings, attacks, threat, progress, protocol=None):
     progress.task("eval", 1)
     seen.setdefault("eval", []).append(torch.get_num_threads())
     return []
